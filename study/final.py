@@ -1,0 +1,95 @@
+"""The final stage: retrain the search's best candidate on the 70% pool and test it on the 30% split."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import optuna
+
+from study.backbones import build_backbone, preprocessor
+from study.config import StudyConfig
+from study.search import SearchOutcome
+from study.training import fine_tune
+
+
+def run_final(config: StudyConfig, outcome: SearchOutcome) -> dict:
+    """Retrain the best candidate once per seed that has no result yet; store and return `final`.
+
+    The result lives in the study's user attr `final`: the candidate, test accuracy per seed,
+    their mean and variance, and the artifact id of the saved model (first seed).
+
+    Example:
+        >>> final = run_final(config, run_search(config))
+        >>> final["mean"]
+    """
+    study = outcome.study
+    best = study.best_trial
+    name = best.params["candidate"]
+    candidate = next(c for c in outcome.candidates if c.name == name)
+    seeds = [config.seed + i for i in range(config.repeats)]
+    final = study.user_attrs.get("final") or {}
+    if final.get("candidate") != name:  # the best candidate changed: earlier results do not apply
+        final = {"candidate": name, "layers": list(candidate.layers), "trial": best.number, "runs": {}}
+    missing = [seed for seed in seeds if str(seed) not in final["runs"]]
+    if missing:
+        preprocess = preprocessor(config)
+        pool_images, pool_labels = outcome.splits.arrays("pool")
+        test_images, test_labels = outcome.splits.arrays("test")
+        pool = (preprocess(pool_images), pool_labels)
+        test = (preprocess(test_images), test_labels)
+        print(
+            f"final stage: {name} on {len(pool_labels)} pool images, tested on {len(test_labels)} "
+            f"({len(missing)} seed(s) to run)",
+            flush=True,
+        )
+    for seed in missing:
+        result = fine_tune(
+            config, lambda: build_backbone(config), candidate, pool, outcome.splits.num_classes, seed=seed
+        )
+        scores = result.model.evaluate(*test, batch_size=max(config.batch_size, 32), verbose=0, return_dict=True)
+        accuracy = float(scores["accuracy"])
+        final["runs"][str(seed)] = {
+            "test_accuracy": accuracy,
+            "train_accuracy": result.history["accuracy"][-1],
+            "seconds": round(result.seconds, 3),
+        }
+        if "artifact_id" not in final:
+            final["artifact_id"] = _save_model(config, study, result.model, name)
+        print(f"  seed {seed}: test accuracy {accuracy:.4f} ({result.seconds:.1f} s)", flush=True)
+        _store(study, final, config)  # after every seed, so an interruption loses at most one
+    _store(study, final, config)
+    print(
+        f"final: {name}: test accuracy {final['mean']:.4f}"
+        + (f" (mean of {len(final['test_accuracy'])}, variance {final['variance']:.6f})" if len(final["test_accuracy"]) > 1 else ""),
+        flush=True,
+    )
+    return final
+
+
+def _store(study: optuna.Study, final: dict, config: StudyConfig) -> None:
+    accuracies = [run["test_accuracy"] for run in final["runs"].values()]
+    final["seeds"] = [int(seed) for seed in final["runs"]]
+    final["test_accuracy"] = accuracies
+    final["mean"] = float(np.mean(accuracies))
+    final["variance"] = float(np.var(accuracies))
+    final["select_on"] = config.select_on
+    study.set_user_attr("final", final)
+
+
+def _save_model(config: StudyConfig, study: optuna.Study, model, name: str) -> str:
+    store = artifact_store(config)
+    safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / f"final-{safe}.keras"
+        model.save(path)
+        return optuna.artifacts.upload_artifact(
+            artifact_store=store, file_path=str(path), study_or_trial=study
+        )
+
+
+def artifact_store(config: StudyConfig) -> optuna.artifacts.FileSystemArtifactStore:
+    """The artifact store under `--artifact-dir` (optuna-dashboard: `--artifact-dir` the same)."""
+    Path(config.artifact_dir).mkdir(parents=True, exist_ok=True)
+    return optuna.artifacts.FileSystemArtifactStore(config.artifact_dir)

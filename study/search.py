@@ -1,0 +1,222 @@
+"""The search: one Optuna study per configuration, one trial per candidate, kept in the storage.
+
+Running the same configuration again resumes the study: only candidates without a finished trial
+are trained. A different configuration under an existing study name is refused.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+
+import optuna
+import sqlalchemy.exc
+
+from study.backbones import build_backbone, preprocessor
+from study.candidates import Candidate, make_candidates
+from study.config import StudyConfig
+from study.data import Splits, load_splits
+from study.devices import current_device
+from study.errors import StudyError
+from study.pruning import ReportToTrial, make_pruner
+from study.samplers import PARAM, finished_candidates, make_sampler, running_candidates
+from study.training import count_trainable, fine_tune
+
+HEARTBEAT_SECONDS = 10
+GRACE_SECONDS = 30
+
+
+@dataclasses.dataclass
+class SearchOutcome:
+    """What the final stage needs from the search."""
+
+    study: optuna.Study
+    splits: Splits
+    candidates: list[Candidate]
+    left: list[str]  # candidates still without a finished trial
+
+    @property
+    def complete(self) -> bool:
+        return not self.left
+
+
+def open_storage(url: str) -> optuna.storages.BaseStorage:
+    """An Optuna RDB storage with heartbeats; for SQLite the folder is created and checked first.
+
+    Example:
+        >>> storage = open_storage("sqlite:///storage/studies.db")
+    """
+    if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
+        path = Path(url.removeprefix("sqlite:///"))
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise StudyError(f"--storage {url}: cannot create {path.parent} ({error.strerror})") from None
+        if not _writable(path):
+            raise StudyError(f"--storage {url}: {path} is not writable; choose another path")
+    try:
+        return optuna.storages.RDBStorage(
+            url,
+            engine_kwargs={"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {},
+            heartbeat_interval=HEARTBEAT_SECONDS,
+            grace_period=GRACE_SECONDS,
+        )
+    except (sqlalchemy.exc.SQLAlchemyError, ImportError, ValueError) as error:
+        reason = str(error).strip().splitlines()[0][:200]
+        raise StudyError(f"--storage {url}: cannot open it ({reason})") from None
+
+
+def load_or_create_study(
+    storage: optuna.storages.BaseStorage,
+    config: StudyConfig,
+    splits: Splits,
+    candidates: list[Candidate],
+    sampler: optuna.samplers.BaseSampler | None = None,
+) -> optuna.Study:
+    """The study named by the configuration, created with its records, or resumed if it matches."""
+    pruner = make_pruner(config)
+    summaries = {s.study_name: s for s in optuna.get_all_study_summaries(storage, include_best_trial=False)}
+    existing = summaries.get(config.name)
+    if existing is not None and "config" in existing.user_attrs:
+        _check_same(config, splits, existing.user_attrs)
+        return optuna.load_study(study_name=config.name, storage=storage, sampler=sampler, pruner=pruner)
+    study = optuna.create_study(
+        study_name=config.name,
+        storage=storage,
+        direction="maximize",
+        sampler=sampler,
+        pruner=pruner,
+        load_if_exists=True,
+    )
+    study.set_user_attr("splits", {"counts": splits.counts(), "fingerprint": splits.fingerprint()})
+    study.set_user_attr("classes", splits.class_names)
+    study.set_user_attr("candidates", [c.to_dict() for c in candidates])
+    study.set_user_attr("config", config.identity())  # written last: it marks the study complete
+    return study
+
+
+def run_search(config: StudyConfig) -> SearchOutcome:
+    """Load data and backbone, open or resume the study, and train every candidate that is left.
+
+    Example:
+        >>> outcome = run_search(StudyConfig(dataset="synthetic", weights="none", image_size=32,
+        ...                                  epochs=3).validate())
+        >>> outcome.study.best_trial.params["candidate"]
+    """
+    splits = load_splits(config)
+    candidates = make_candidates(config, build_backbone(config))
+    by_name = {c.name: c for c in candidates}
+    order = [c.name for c in reversed(candidates)]  # the paper searches from the output end
+    storage = open_storage(config.storage)
+    study = load_or_create_study(storage, config, splits, candidates, make_sampler(config, order))
+
+    done = finished_candidates(study)
+    busy = running_candidates(study) - done
+    left = [name for name in order if name not in done and name not in busy]
+    n_trials = len(left) if config.sampler == "grid" else len(candidates)
+    if config.n_trials is not None:
+        n_trials = min(n_trials, config.n_trials) if config.sampler == "grid" else config.n_trials
+    print(
+        f"study {config.name!r} ({config.strategy}, {len(candidates)} candidates, "
+        f"{config.sampler} sampler): {len(done)} done, {n_trials} to run now"
+        + (f", {len(busy)} running elsewhere" if busy else ""),
+        flush=True,
+    )
+    if n_trials:
+        objective = Objective(config, splits, by_name)
+        study.optimize(objective, n_trials=n_trials, callbacks=[_print_trial], gc_after_trial=True)
+    done = finished_candidates(study)
+    return SearchOutcome(study, splits, candidates, [n for n in order if n not in done])
+
+
+class Objective:
+    """Fine-tunes the trial's candidate on the search-train split; returns validation accuracy."""
+
+    def __init__(self, config: StudyConfig, splits: Splits, by_name: dict[str, Candidate]):
+        self.config = config
+        self.by_name = by_name
+        self.num_classes = splits.num_classes
+        preprocess = preprocessor(config)
+        select = "search_val" if config.select_on == "val" else "test"
+        # Decoded and preprocessed once per run, not once per trial.
+        images, labels = splits.arrays("search_train")
+        self.train = (preprocess(images), labels)
+        images, labels = splits.arrays(select)
+        self.validation = (preprocess(images), labels)
+        self.device = current_device()
+
+    def __call__(self, trial: optuna.Trial) -> float:
+        name = trial.suggest_categorical(PARAM, list(self.by_name))
+        earlier = _finished_value(trial.study, name, trial.number)
+        if earlier is not None:  # TPE and random may draw a candidate again: do not retrain it
+            trial.set_user_attr("duplicate_of", earlier[0])
+            return earlier[1]
+        candidate = self.by_name[name]
+        trial.set_user_attr("layers", list(candidate.layers))
+        trial.set_user_attr("device", self.device.name)
+        self.device.reset_peak_memory()
+        started = time.perf_counter()
+        try:
+            result = fine_tune(
+                self.config,
+                lambda: build_backbone(self.config),
+                candidate,
+                self.train,
+                self.num_classes,
+                validation=self.validation,
+                callbacks=[ReportToTrial(trial, "val_accuracy")],
+                before_fit=lambda model: _record_trainable(trial, model),
+            )
+        finally:
+            trial.set_user_attr("seconds", round(time.perf_counter() - started, 3))
+            trial.set_user_attr("peak_memory_bytes", self.device.peak_memory_bytes())
+        trial.set_user_attr("train_accuracy", result.history["accuracy"][-1])
+        return result.history["val_accuracy"][-1]
+
+
+def _record_trainable(trial: optuna.Trial, model) -> None:
+    trial.set_user_attr("trainable_params", count_trainable(model))
+
+
+def _finished_value(study: optuna.Study, name: str, number: int) -> tuple[int, float] | None:
+    for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
+        if t.params.get(PARAM) == name and t.number != number:
+            return t.number, float(t.value)
+    return None
+
+
+def _check_same(config: StudyConfig, splits: Splits, attrs: dict) -> None:
+    stored = attrs["config"]
+    wanted = config.identity()
+    changed = [f"{k}: {stored.get(k)!r} -> {wanted.get(k)!r}" for k in wanted if stored.get(k) != wanted.get(k)]
+    if changed:
+        raise StudyError(
+            f"study {config.name!r} already exists with another configuration ({'; '.join(changed)}); "
+            "run with the original options to resume it, or pass a new --study-name"
+        )
+    if attrs.get("splits", {}).get("fingerprint") != splits.fingerprint():
+        raise StudyError(
+            f"study {config.name!r} was made from other images (the splits differ); "
+            "restore the original data or pass a new --study-name"
+        )
+
+
+def _print_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+    value = "-" if trial.value is None else f"{trial.value:.4f}"
+    seconds = trial.user_attrs.get("seconds")
+    extra = " (same as trial %d)" % trial.user_attrs["duplicate_of"] if "duplicate_of" in trial.user_attrs else ""
+    timing = f", {seconds:.1f} s" if seconds is not None else ""
+    print(
+        f"  trial {trial.number:3d} {trial.state.name.lower():8s} {trial.params.get(PARAM, '?')}: "
+        f"val_accuracy {value}{timing}{extra}",
+        flush=True,
+    )
+
+
+def _writable(path: Path) -> bool:
+    import os
+
+    if path.exists():
+        return os.access(path, os.W_OK)
+    return os.access(path.parent, os.W_OK)
