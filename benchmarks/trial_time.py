@@ -3,7 +3,8 @@
 Uses synthetic images (3670, 5 classes, like tf_flowers) and random weights, so it runs offline;
 the cost of a trial does not depend on the weights' values.
 
-    python benchmarks/trial_time.py --epochs 50
+    python benchmarks/trial_time.py --epochs 50                      # the default (cached) path
+    python benchmarks/trial_time.py --epochs 5 --no-prefix-cache     # the plain way
 """
 
 import argparse
@@ -17,7 +18,7 @@ from study.backbones import build_backbone, preprocessor  # noqa: E402
 from study.candidates import make_candidates  # noqa: E402
 from study.config import StudyConfig  # noqa: E402
 from study.data import load_splits  # noqa: E402
-from study.training import fine_tune  # noqa: E402
+from study.training import fine_tune, prefix_cache  # noqa: E402
 
 
 def main() -> None:
@@ -26,10 +27,11 @@ def main() -> None:
     parser.add_argument("--image-size", type=int, default=224)
     parser.add_argument("--epochs", type=int, default=50)
     parser.add_argument("--size", type=int, default=3670)
+    parser.add_argument("--no-prefix-cache", dest="prefix_cache", action="store_false")
     args = parser.parse_args()
     config = StudyConfig(
         model=args.model, weights="none", dataset="synthetic", synthetic_size=args.size,
-        image_size=args.image_size, epochs=args.epochs,
+        image_size=args.image_size, epochs=args.epochs, prefix_cache=args.prefix_cache,
     ).validate()
     started = time.perf_counter()
     splits = load_splits(config)
@@ -39,7 +41,8 @@ def main() -> None:
     train, val = (preprocess(train[0]), train[1]), (preprocess(val[0]), val[1])
     data_seconds = time.perf_counter() - started
     candidate = make_candidates(config, build_backbone(config))[-1]  # the output-end block
-    result = fine_tune(config, lambda: build_backbone(config), candidate, train, splits.num_classes, validation=val)
+    result = fine_tune(config, lambda: build_backbone(config), candidate, train, splits.num_classes,
+                       validation=val, cache=prefix_cache(config), split_names=("search_train", "search_val"))
     figures = {
         "model": args.model,
         "image_size": args.image_size,
@@ -47,6 +50,7 @@ def main() -> None:
         "search_val_images": len(val[1]),
         "epochs": args.epochs,
         "candidate": candidate.name,
+        "prefix_cache": result.cache,
         "data_seconds": round(data_seconds, 1),
         "trial_seconds": round(result.seconds, 1),
         "seconds_per_epoch": round(result.seconds / args.epochs, 2),

@@ -87,8 +87,12 @@ def windows(names: list[str], size: int) -> list[list[str]]:
     return [names[i : i + size] for i in range(max(0, len(names) - size) + 1)] if names else []
 
 
-def make_candidates(config: StudyConfig, model: keras.Model) -> list[Candidate]:
+def make_candidates(
+    config: StudyConfig, model: keras.Model, ranked_layers: list[str] | None = None
+) -> list[Candidate]:
     """The ordered candidates of the configured strategy for this backbone.
+
+    `ranked_layers` (best first, from the layer-wise study: study.ranking) is needed by `topk` only.
 
     Example:
         >>> config = StudyConfig(model="vgg16", strategy="block").validate()
@@ -113,7 +117,45 @@ def make_candidates(config: StudyConfig, model: keras.Model) -> list[Candidate]:
         return [Candidate("full", tuple(layer.name for layer in all_layers(model) if layer.weights))]
     if strategy == "random":
         return random_candidates(names, config.random_k, config.random_draws, config.seed)
+    if strategy == "topk":
+        return [top_k_candidate(ranked_layers or [], config.top_k, names)]
     raise StudyError(f"--strategy {strategy!r} has no candidate generator")
+
+
+def top_k_candidate(ranked: list[str], k: int, names: list[str]) -> Candidate:
+    """The `k` best layers of a layer-wise ranking, tuned together (the paper's BWT3 and BWT5).
+
+    Example:
+        >>> top_k_candidate(["c", "a", "b"], 2, ["a", "b", "c"])
+        Candidate(name='top-2:c+a', layers=('c', 'a'))
+    """
+    unknown = [name for name in ranked if name not in names]
+    if unknown:
+        raise StudyError(f"the layer ranking names layers this model does not have: {', '.join(unknown[:3])}")
+    if k > len(ranked):
+        raise StudyError(f"--top-k {k} is more than the {len(ranked)} ranked layers of the layer-wise study")
+    return Candidate(f"top-{k}:" + "+".join(ranked[:k]), tuple(ranked[:k]))
+
+
+def layer_summary(model: keras.Model, delimiters: tuple[str, ...]) -> list[dict]:
+    """Every layer in graph order with its class, parameter count and whether it ends a block.
+
+    Stored in the study so a report can draw parameters per layer without building the model.
+
+    Example:
+        >>> layer_summary(keras.applications.VGG16(include_top=False, weights=None), ("MaxPooling2D",))[1]
+        {'name': 'block1_conv1', 'class': 'Conv2D', 'params': 1792, 'weighted': True, 'ends_block': False}
+    """
+    return [
+        {
+            "name": layer.name,
+            "class": type(layer).__name__,
+            "params": int(sum(np.prod(weight.shape) for weight in layer.weights)),
+            "weighted": is_weighted(layer),
+            "ends_block": type(layer).__name__ in delimiters,
+        }
+        for layer in all_layers(model)
+    ]
 
 
 def random_candidates(names: list[str], k: int, draws: int, seed: int) -> list[Candidate]:

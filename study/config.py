@@ -9,7 +9,7 @@ from pathlib import Path
 from study.errors import StudyError
 
 MODELS = ("vgg16", "mobilenet", "mobilenet_v2", "mobilenet_v3_small", "resnet50", "resnet50_v2")
-STRATEGIES = ("layer", "block", "window", "head", "full", "random")
+STRATEGIES = ("layer", "block", "window", "topk", "head", "full", "random", "all")
 SAMPLERS = ("grid", "tpe", "random")
 PRUNERS = ("median", "halving", "hyperband", "none")
 DATASETS = ("tf_flowers", "synthetic")
@@ -19,7 +19,9 @@ SELECT_ON = ("val", "test")
 DEFAULT_DELIMITERS = ("MaxPooling2D", "AveragePooling2D", "Add")
 
 # Fields that do not change what a trial computes, so a resumed study may change them freely.
-RUN_ONLY_FIELDS = ("n_trials", "skip_final", "storage", "study_name", "artifact_dir", "repeats")
+# The prefix cache does not change results (tests hold it to that), so it is run-only too.
+RUN_ONLY_FIELDS = ("n_trials", "skip_final", "storage", "study_name", "artifact_dir", "repeats",
+                   "prefix_cache", "cache_budget_gb", "workers")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,13 +57,17 @@ class StudyConfig:
     window_size: int = 3
     random_k: int = 3
     random_draws: int = 5
+    top_k: int = 3  # topk: how many of the layer-wise study's best layers are tuned together
     test_fraction: float = 0.3
     search_train_fraction: float = 0.1
     search_val_fraction: float = 0.2
     select_on: str = "val"
     input_scaling: str = "model"
     synthetic_size: int = 250
+    prefix_cache: bool = True
+    cache_budget_gb: float | None = None  # None: half of the memory available at start
     synthetic_classes: int = 5
+    workers: int = 1  # processes sharing the study (study.workers), one GPU each if any
 
     @property
     def dataset_label(self) -> str:
@@ -82,13 +88,17 @@ class StudyConfig:
     @property
     def name(self) -> str:
         """The study name: `--study-name`, or `{dataset}-{model}-{strategy}`."""
-        return self.study_name or f"{self.dataset_label}-{self.model_label}-{self.strategy}"
+        # top-k studies of different K must not share a study: K is part of the name.
+        strategy = f"top{self.top_k}" if self.strategy == "topk" else self.strategy
+        return self.study_name or f"{self.dataset_label}-{self.model_label}-{strategy}"
 
     def identity(self) -> dict:
         """The fields that decide what a study computes; a resumed study must match them."""
         values = dataclasses.asdict(self)
         for field in RUN_ONLY_FIELDS:
             values.pop(field)
+        if self.strategy != "topk":  # K means nothing elsewhere; older studies do not record it
+            values.pop("top_k")
         values["delimiters"] = list(self.delimiters) if self.delimiters else None
         if self.data_dir:
             values["data_dir"] = str(Path(self.data_dir).resolve())
@@ -101,6 +111,11 @@ class StudyConfig:
         _check_choice("--pruner", self.pruner, PRUNERS)
         _check_choice("--input-scaling", self.input_scaling, INPUT_SCALINGS)
         _check_choice("--select-on", self.select_on, SELECT_ON)
+        if self.strategy == "all" and self.study_name:
+            raise StudyError(
+                "--study-name cannot be used with --strategy all: each strategy gets its own study, "
+                "named {dataset}-{model}-{strategy}"
+            )
         if self.is_model_file:
             if not os.path.isfile(self.model):
                 raise StudyError(f"--model {self.model}: no such file; give a saved .keras model")
@@ -128,11 +143,15 @@ class StudyConfig:
             ("--random-k", self.random_k, 1),
             ("--random-draws", self.random_draws, 1),
             ("--repeats", self.repeats, 1),
+            ("--top-k", self.top_k, 1),
             ("--pruner-warmup", self.pruner_warmup, 0),
             ("--synthetic-classes", self.synthetic_classes, 2),
+            ("--workers", self.workers, 1),
         ):
             if value < low:
                 raise StudyError(f"{flag} must be at least {low} (got {value})")
+        if self.cache_budget_gb is not None and self.cache_budget_gb < 0:
+            raise StudyError(f"--cache-budget-gb must be 0 or more (got {self.cache_budget_gb})")
         if self.n_trials is not None and self.n_trials < 1:
             raise StudyError(f"--n-trials must be at least 1 (got {self.n_trials})")
         if not 0 < self.learning_rate < 1:

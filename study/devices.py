@@ -1,7 +1,13 @@
-"""The thin device layer: which device trains, how much memory it used. Tests replace it with a fake."""
+"""The thin device layer: which device trains, its memory, and out-of-memory errors.
+
+Everything that touches `tf.config` goes through here, so tests replace TensorFlow with a fake
+module (`Device(tf_module=fake)`, `pin_worker(i, tf_module=fake)`) and exercise the GPU paths on
+a machine without a GPU.
+"""
 
 from __future__ import annotations
 
+import gc
 import resource
 import sys
 
@@ -40,6 +46,64 @@ class Device:
             return int(self._tf.config.experimental.get_memory_info(self.name)["peak"])
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         return int(peak if sys.platform == "darwin" else peak * 1024)
+
+    def is_out_of_memory(self, error: BaseException) -> bool:
+        """True if `error` says the device ran out of memory (so a smaller batch may fit).
+
+        Example:
+            >>> device.is_out_of_memory(tf.errors.ResourceExhaustedError(None, None, "OOM"))
+            True
+        """
+        if isinstance(error, self._tf.errors.ResourceExhaustedError):
+            return True
+        # Some allocation failures surface as InternalError or through Keras wrappers; their
+        # message is the only stable signal.
+        text = str(error).lower()
+        return "out of memory" in text or "oom when allocating" in text
+
+    def release(self) -> None:
+        """Drop the previous model's graph and tensors so the next trial starts from free memory.
+
+        With memory growth TensorFlow keeps the freed blocks in its own pool for the next trial
+        of this process rather than handing them back to the driver.
+        """
+        import keras
+
+        keras.backend.clear_session(free_memory=True)
+        gc.collect()
+
+
+def pin_worker(worker: int, tf_module=None) -> str | None:
+    """Make worker `worker` see one GPU (worker i gets GPU i, round-robin) with memory growth on.
+
+    Must run before TensorFlow creates its devices (first op, first model). Returns the physical
+    GPU name, or None on a machine without GPUs. The other GPUs stay free for the other workers.
+
+    Example:
+        >>> pin_worker(1)          # in worker process 1, before building any model
+        '/physical_device:GPU:1'
+    """
+    if tf_module is None:
+        import tensorflow as tf_module
+    gpus = tf_module.config.list_physical_devices("GPU")
+    if not gpus:
+        return None
+    gpu = gpus[worker % len(gpus)]
+    try:
+        tf_module.config.set_visible_devices([gpu], "GPU")
+        # Allocate as needed instead of grabbing the whole card: a second worker or the
+        # halved-batch retry after an out-of-memory error needs what this one does not use.
+        tf_module.config.experimental.set_memory_growth(gpu, True)
+    except RuntimeError as error:  # devices already initialised in this process: keep them
+        print(f"warning: cannot pin worker {worker} to {gpu.name}: {error}", file=sys.stderr)
+    return gpu.name
+
+
+def gpu_count(tf_module=None) -> int:
+    """Physical GPUs TensorFlow can see (without creating devices)."""
+    if tf_module is None:
+        import tensorflow as tf_module
+    return len(tf_module.config.list_physical_devices("GPU"))
 
 
 def current_device() -> Device:

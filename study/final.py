@@ -11,7 +11,7 @@ import optuna
 from study.backbones import build_backbone, preprocessor
 from study.config import StudyConfig
 from study.search import SearchOutcome
-from study.training import fine_tune
+from study.training import fine_tune, prefix_cache
 
 
 def run_final(config: StudyConfig, outcome: SearchOutcome) -> dict:
@@ -39,6 +39,7 @@ def run_final(config: StudyConfig, outcome: SearchOutcome) -> dict:
         test_images, test_labels = outcome.splits.arrays("test")
         pool = (preprocess(pool_images), pool_labels)
         test = (preprocess(test_images), test_labels)
+        cache = prefix_cache(config)
         print(
             f"final stage: {name} on {len(pool_labels)} pool images, tested on {len(test_labels)} "
             f"({len(missing)} seed(s) to run)",
@@ -46,7 +47,8 @@ def run_final(config: StudyConfig, outcome: SearchOutcome) -> dict:
         )
     for seed in missing:
         result = fine_tune(
-            config, lambda: build_backbone(config), candidate, pool, outcome.splits.num_classes, seed=seed
+            config, lambda: build_backbone(config), candidate, pool, outcome.splits.num_classes,
+            seed=seed, cache=cache, split_names=("pool", "test"),
         )
         scores = result.model.evaluate(*test, batch_size=max(config.batch_size, 32), verbose=0, return_dict=True)
         accuracy = float(scores["accuracy"])

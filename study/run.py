@@ -48,6 +48,7 @@ def parse_args(argv: list[str] | None = None) -> StudyConfig:
     add("--seed", type=int, default=defaults.seed)
     add("--skip-final", action="store_true", help="search only, no final stage")
     add("--repeats", type=int, default=defaults.repeats, help="final-stage seeds")
+    add("--top-k", type=int, default=defaults.top_k, help="topk: best layers of the layer-wise study")
     add("--delimiters", help="layer classes that end a block, comma-separated (default: per model)")
     add("--window-size", type=int, default=defaults.window_size)
     add("--random-k", type=int, default=defaults.random_k, help="layers per random candidate")
@@ -59,6 +60,10 @@ def parse_args(argv: list[str] | None = None) -> StudyConfig:
     add("--input-scaling", default=defaults.input_scaling, help="model (default) or unit (0..1)")
     add("--synthetic-size", type=int, default=defaults.synthetic_size, help="synthetic images")
     add("--synthetic-classes", type=int, default=defaults.synthetic_classes)
+    add("--workers", type=int, default=defaults.workers, help="processes sharing the study (one GPU each)")
+    add("--no-prefix-cache", dest="prefix_cache", action="store_false",
+        help="recompute the frozen layers every epoch (the plain way)")
+    add("--cache-budget-gb", type=float, help="memory for cached activations (default: half of free RAM)")
     args = vars(parser.parse_args(argv))
     if args["delimiters"] is not None:
         args["delimiters"] = tuple(n.strip() for n in args["delimiters"].split(",") if n.strip())
@@ -67,22 +72,34 @@ def parse_args(argv: list[str] | None = None) -> StudyConfig:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the search and, unless skipped or unfinished, the final stage. Returns the exit code."""
+    config = None
     try:
         config = parse_args(argv)
         _quiet_libraries()
+        from study.devices import pin_worker
+
+        pin_worker(0)  # before any model: memory growth on, one GPU (workers pin their own)
+        from study.dashboard import publish
         from study.final import run_final
+        from study.protocol import run_protocol
         from study.search import run_search
 
+        if config.strategy == "all":
+            run_protocol(config)
+            return 0
         outcome = run_search(config)
         if outcome.left:
             print(f"search unfinished: {len(outcome.left)} candidate(s) left; run the same command to continue")
         elif not config.skip_final:
             run_final(config, outcome)
+        publish([outcome.study], config.artifact_dir)  # the optuna-dashboard note and figures
     except StudyError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
-        print("\ninterrupted: finished trials are saved; run the same command to resume", file=sys.stderr)
+        from study.recovery import interruption_note
+
+        print("\n" + interruption_note(config, sys.argv[1:] if argv is None else argv), file=sys.stderr)
         return EXIT_INTERRUPTED
     return 0
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any, Sequence
 
 import optuna
@@ -9,9 +10,11 @@ from optuna.distributions import BaseDistribution
 from optuna.trial import FrozenTrial, TrialState
 
 from study.config import StudyConfig
+from study.recovery import is_abandoned, stamp_owner
 
 PARAM = "candidate"
 CLAIM = "grid_candidate"  # trial system attr: the candidate this trial was given
+CLAIM_WAIT_SECONDS = 60  # longest wait for a lower trial to claim; a live process takes milliseconds
 
 
 class OrderedGridSampler(optuna.samplers.BaseSampler):
@@ -31,15 +34,40 @@ class OrderedGridSampler(optuna.samplers.BaseSampler):
 
     def pending(self, study: optuna.Study) -> list[str]:
         """Candidates with neither a finished (COMPLETE or PRUNED) nor a RUNNING trial, in order."""
-        taken = finished_candidates(study) | running_candidates(study)
+        # RUNNING first: a trial that finishes between the two reads is then seen in one of them.
+        running = running_candidates(study)
+        taken = running | finished_candidates(study)
         return [name for name in self._order if name not in taken]
 
     def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        """Claim the first candidate no other trial has, even with workers starting at once.
+
+        Trial numbers are unique and handed out in commit order (Optuna locks the study row
+        while it creates a trial), so they rank concurrent trials: a trial first waits until
+        every lower-numbered RUNNING trial has written its claim (milliseconds), then takes the
+        first candidate that is neither finished nor claimed. A lower trial never looks at a
+        higher one's claim and a higher one always sees the lower's, so no two trials claim the
+        same candidate. A claim of None means "nothing left" and is decided too.
+        """
         if "fixed_params" in trial.system_attrs or CLAIM in trial.system_attrs:
             return
-        pending = self.pending(study)
-        if pending:
-            study._storage.set_trial_system_attr(trial._trial_id, CLAIM, pending[0])
+        stamp_owner(study, trial._trial_id)  # first: a claim always has an owner to check on
+        deadline = time.monotonic() + CLAIM_WAIT_SECONDS
+        while True:
+            running = [
+                t for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+                if t.number != trial.number
+            ]
+            undecided = [
+                t for t in running
+                if t.number < trial.number and not _decided(t) and not is_abandoned(t)
+            ]
+            if not undecided or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        taken = finished_candidates(study) | {trial_candidate(t) for t in running}
+        choice = next((name for name in self._order if name not in taken), None)
+        study._storage.set_trial_system_attr(trial._trial_id, CLAIM, choice)
 
     def infer_relative_search_space(self, study, trial) -> dict[str, BaseDistribution]:
         return {}
@@ -52,7 +80,9 @@ class OrderedGridSampler(optuna.samplers.BaseSampler):
     ) -> Any:
         claimed = trial.system_attrs.get(CLAIM)
         if claimed is None:  # the grid is exhausted: nothing is left for this trial to do
-            raise optuna.TrialPruned("every candidate already has a trial")
+            reason = "no candidate left: every candidate is finished or being trained by another worker"
+            study._storage.set_trial_user_attr(trial._trial_id, "prune_reason", reason)
+            raise optuna.TrialPruned(reason)
         return claimed
 
     def after_trial(self, study, trial, state, values) -> None:
@@ -62,7 +92,16 @@ class OrderedGridSampler(optuna.samplers.BaseSampler):
 
 def trial_candidate(trial: FrozenTrial) -> str | None:
     """The candidate a trial trains: its parameter, or the grid's claim before it is suggested."""
-    return trial.params.get(PARAM, trial.system_attrs.get(CLAIM))
+    if PARAM in trial.params:
+        return trial.params[PARAM]
+    if CLAIM in trial.system_attrs:
+        return trial.system_attrs[CLAIM]
+    return trial.system_attrs.get("fixed_params", {}).get(PARAM)  # enqueued with a fixed candidate
+
+
+def _decided(trial: FrozenTrial) -> bool:
+    """Whether a trial knows its candidate (a claim, possibly None, or a fixed parameter)."""
+    return PARAM in trial.params or CLAIM in trial.system_attrs or "fixed_params" in trial.system_attrs
 
 
 def finished_candidates(study: optuna.Study) -> set[str]:

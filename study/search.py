@@ -13,15 +13,18 @@ from pathlib import Path
 import optuna
 import sqlalchemy.exc
 
-from study.backbones import build_backbone, preprocessor
-from study.candidates import Candidate, make_candidates
+from study.backbones import block_delimiters, build_backbone, preprocessor
+from study.candidates import Candidate, layer_summary, make_candidates
 from study.config import StudyConfig
 from study.data import Splits, load_splits
 from study.devices import current_device
 from study.errors import StudyError
-from study.pruning import ReportToTrial, make_pruner
+from study.pruning import ReportToTrial, fit_or_prune, make_pruner
+from study.recovery import fail_dead_trials, with_owner
+from study.ranking import layer_ranking
 from study.samplers import PARAM, finished_candidates, make_sampler, running_candidates
-from study.training import count_trainable, fine_tune
+from study.sqlite import engine_kwargs, share_between_processes
+from study.training import count_trainable, fine_tune, prefix_cache
 
 HEARTBEAT_SECONDS = 10
 GRACE_SECONDS = 30
@@ -56,12 +59,14 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
         if not _writable(path):
             raise StudyError(f"--storage {url}: {path} is not writable; choose another path")
     try:
-        return optuna.storages.RDBStorage(
+        storage = optuna.storages.RDBStorage(
             url,
-            engine_kwargs={"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {},
+            engine_kwargs=engine_kwargs(url),
             heartbeat_interval=HEARTBEAT_SECONDS,
             grace_period=GRACE_SECONDS,
         )
+        share_between_processes(storage)  # SQLite: several workers without "database is locked"
+        return storage
     except (sqlalchemy.exc.SQLAlchemyError, ImportError, ValueError) as error:
         reason = str(error).strip().splitlines()[0][:200]
         raise StudyError(f"--storage {url}: cannot open it ({reason})") from None
@@ -73,14 +78,21 @@ def load_or_create_study(
     splits: Splits,
     candidates: list[Candidate],
     sampler: optuna.samplers.BaseSampler | None = None,
+    layer_params: list[dict] | None = None,
 ) -> optuna.Study:
-    """The study named by the configuration, created with its records, or resumed if it matches."""
+    """The study named by the configuration, created with its records, or resumed if it matches.
+
+    `layer_params` (study.candidates.layer_summary) is stored so reports never build the model.
+    """
     pruner = make_pruner(config)
     summaries = {s.study_name: s for s in optuna.get_all_study_summaries(storage, include_best_trial=False)}
     existing = summaries.get(config.name)
     if existing is not None and "config" in existing.user_attrs:
         _check_same(config, splits, existing.user_attrs)
-        return optuna.load_study(study_name=config.name, storage=storage, sampler=sampler, pruner=pruner)
+        study = optuna.load_study(study_name=config.name, storage=storage, sampler=sampler, pruner=pruner)
+        if layer_params is not None and "layer_params" not in existing.user_attrs:
+            study.set_user_attr("layer_params", layer_params)  # studies made before it was recorded
+        return study
     study = optuna.create_study(
         study_name=config.name,
         storage=storage,
@@ -92,6 +104,8 @@ def load_or_create_study(
     study.set_user_attr("splits", {"counts": splits.counts(), "fingerprint": splits.fingerprint()})
     study.set_user_attr("classes", splits.class_names)
     study.set_user_attr("candidates", [c.to_dict() for c in candidates])
+    if layer_params is not None:
+        study.set_user_attr("layer_params", layer_params)
     study.set_user_attr("config", config.identity())  # written last: it marks the study complete
     return study
 
@@ -105,12 +119,19 @@ def run_search(config: StudyConfig) -> SearchOutcome:
         >>> outcome.study.best_trial.params["candidate"]
     """
     splits = load_splits(config)
-    candidates = make_candidates(config, build_backbone(config))
+    storage = open_storage(config.storage)
+    # top-k tunes the best layers of the finished layer-wise study: read its ranking first.
+    ranked = layer_ranking(config, storage, splits.fingerprint()) if config.strategy == "topk" else None
+    backbone = build_backbone(config)
+    candidates = make_candidates(config, backbone, ranked_layers=ranked)
     by_name = {c.name: c for c in candidates}
     order = [c.name for c in reversed(candidates)]  # the paper searches from the output end
-    storage = open_storage(config.storage)
-    study = load_or_create_study(storage, config, splits, candidates, make_sampler(config, order))
+    layer_params = layer_summary(backbone, block_delimiters(config))
+    study = load_or_create_study(
+        storage, config, splits, candidates, make_sampler(config, order), layer_params=layer_params
+    )
 
+    fail_dead_trials(study)  # trials of a killed run are FAIL now, so their candidates run again
     done = finished_candidates(study)
     busy = running_candidates(study) - done
     left = [name for name in order if name not in done and name not in busy]
@@ -123,8 +144,12 @@ def run_search(config: StudyConfig) -> SearchOutcome:
         + (f", {len(busy)} running elsewhere" if busy else ""),
         flush=True,
     )
-    if n_trials:
-        objective = Objective(config, splits, by_name)
+    if n_trials and config.workers > 1:
+        from study.workers import run_workers  # each worker process runs this function again
+
+        run_workers(config, n_trials)
+    elif n_trials:
+        objective = with_owner(Objective(config, splits, by_name))
         study.optimize(objective, n_trials=n_trials, callbacks=[_print_trial], gc_after_trial=True)
     done = finished_candidates(study)
     return SearchOutcome(study, splits, candidates, [n for n in order if n not in done])
@@ -144,6 +169,8 @@ class Objective:
         self.train = (preprocess(images), labels)
         images, labels = splits.arrays(select)
         self.validation = (preprocess(images), labels)
+        self.split_names = ("search_train", select)
+        self.cache = prefix_cache(config)
         self.device = current_device()
 
     def __call__(self, trial: optuna.Trial) -> float:
@@ -158,7 +185,8 @@ class Objective:
         self.device.reset_peak_memory()
         started = time.perf_counter()
         try:
-            result = fine_tune(
+            # Out of GPU memory: retried once at half the batch, then pruned (study.pruning).
+            result = fit_or_prune(trial, lambda batch_size: fine_tune(
                 self.config,
                 lambda: build_backbone(self.config),
                 candidate,
@@ -166,12 +194,16 @@ class Objective:
                 self.num_classes,
                 validation=self.validation,
                 callbacks=[ReportToTrial(trial, "val_accuracy")],
+                batch_size=batch_size,
                 before_fit=lambda model: _record_trainable(trial, model),
-            )
+                cache=self.cache,
+                split_names=self.split_names,
+            ), self.config.batch_size, self.device)
         finally:
             trial.set_user_attr("seconds", round(time.perf_counter() - started, 3))
             trial.set_user_attr("peak_memory_bytes", self.device.peak_memory_bytes())
         trial.set_user_attr("train_accuracy", result.history["accuracy"][-1])
+        trial.set_user_attr("prefix_cache", result.cache)
         return result.history["val_accuracy"][-1]
 
 

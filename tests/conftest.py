@@ -25,3 +25,35 @@ def tiny_args(tmp_path):
         ]
 
     return make
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory):
+    """A saved 5-conv-layer .keras model (3 blocks at 32 px): the protocol's 16 trials run in seconds."""
+    import keras
+
+    inputs = keras.Input((32, 32, 3))
+    x = keras.layers.Rescaling(1 / 255)(inputs)  # a saved model gets raw 0..255 pixels
+    for name, filters in (("conv1", 8), ("conv2", 8), ("pool1", 0), ("conv3", 16), ("conv4", 16), ("pool2", 0), ("conv5", 16)):
+        x = keras.layers.MaxPooling2D(name=name)(x) if not filters else keras.layers.Conv2D(
+            filters, 3, padding="same", activation="relu", name=name)(x)
+    path = tmp_path_factory.mktemp("model") / "tiny.keras"
+    keras.Model(inputs, x, name="tiny").save(path)
+    return str(path)
+
+
+@pytest.fixture(scope="session")
+def protocol_storage(tmp_path_factory, tiny_model):
+    """`--strategy all --repeats 2` run once per test session; report, notebook and dashboard tests read it."""
+    from study.run import main
+
+    folder = tmp_path_factory.mktemp("protocol")
+    args = [
+        "--dataset", "synthetic", "--synthetic-size", "60", "--synthetic-classes", "3",
+        "--weights", "none", "--image-size", "32", "--model", tiny_model,
+        "--epochs", "2", "--learning-rate", "0.003", "--pruner", "none",
+        "--strategy", "all", "--repeats", "2",
+        "--storage", f"sqlite:///{folder}/studies.db", "--artifact-dir", str(folder / "artifacts"),
+    ]
+    assert main(args) == 0
+    return {"url": f"sqlite:///{folder}/studies.db", "artifacts": str(folder / "artifacts"), "args": args, "folder": folder}

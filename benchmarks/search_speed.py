@@ -1,0 +1,143 @@
+"""How much the prefix cache and the default pruner save, measured in one run on this machine.
+
+For each model, on synthetic data of the tf_flowers size (3670 images, 5 classes) with random
+weights at a small resolution, three layer-wise grid studies run through the real search path
+(`study.search.run_search`, a temporary SQLite storage):
+
+1. plain: no cache, no pruner: the paper's exhaustive protocol, every epoch through every layer;
+2. cached: the prefix cache, no pruner: same seeds and epochs, so results must match plain;
+3. default: the prefix cache with the default (median) pruner.
+
+It prints the wall time of each, the speedup per candidate against its depth, whether the winners
+agree and the Spearman rank correlation of the candidates' accuracies. The last line is JSON.
+
+    python benchmarks/search_speed.py                       # MobileNetV2 and VGG16, 32 px, 6 epochs
+    python benchmarks/search_speed.py --models vgg16 --epochs 4
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import io
+import json
+import os
+import tempfile
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import numpy as np  # noqa: E402
+import optuna  # noqa: E402
+
+from study.config import StudyConfig  # noqa: E402
+from study.samplers import PARAM  # noqa: E402
+from study.search import run_search  # noqa: E402
+
+
+def run_grid(config: StudyConfig) -> tuple[float, dict[str, float], dict[str, float], str, int]:
+    """Wall time, value and seconds per candidate, winner and pruned count of one grid study."""
+    started = time.perf_counter()
+    with contextlib.redirect_stdout(io.StringIO()):
+        outcome = run_search(config)
+    wall = time.perf_counter() - started
+    trials = outcome.study.get_trials(states=(optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED))
+    values = {t.params[PARAM]: _last_value(t) for t in trials}
+    seconds = {t.params[PARAM]: t.user_attrs["seconds"] for t in trials}
+    pruned = sum(t.state == optuna.trial.TrialState.PRUNED for t in trials)
+    return wall, values, seconds, outcome.study.best_trial.params[PARAM], pruned
+
+
+def spearman(a: list[float], b: list[float]) -> float:
+    """Spearman's rho with average ranks for ties."""
+    ranks = [_average_ranks(np.asarray(x, float)) for x in (a, b)]
+    if np.std(ranks[0]) == 0 or np.std(ranks[1]) == 0:
+        return 1.0 if np.array_equal(ranks[0], ranks[1]) else 0.0
+    return float(np.corrcoef(*ranks)[0, 1])
+
+
+def _average_ranks(values: np.ndarray) -> np.ndarray:
+    order = np.argsort(values, kind="stable")
+    ranks = np.empty(len(values))
+    ranks[order] = np.arange(len(values), dtype=float)
+    for value in np.unique(values):
+        tied = values == value
+        ranks[tied] = ranks[tied].mean()
+    return ranks
+
+
+def _last_value(trial: optuna.trial.FrozenTrial) -> float:
+    if trial.value is not None:
+        return float(trial.value)
+    return float(trial.intermediate_values[max(trial.intermediate_values)])
+
+
+def benchmark_model(model: str, args: argparse.Namespace, folder: str) -> dict:
+    base = StudyConfig(
+        model=model, weights="none", dataset="synthetic", synthetic_size=args.size,
+        image_size=args.image_size, epochs=args.epochs, strategy="layer", learning_rate=args.learning_rate,
+        storage=f"sqlite:///{folder}/{model}.db", skip_final=True,
+    ).validate()
+    runs = {}
+    for label, changes in (
+        ("plain", dict(prefix_cache=False, pruner="none")),
+        ("cached", dict(prefix_cache=True, pruner="none")),
+        ("default", dict(prefix_cache=True, pruner=base.pruner, pruner_warmup=args.pruner_warmup)),
+    ):
+        config = dataclasses.replace(base, study_name=f"{model}-{label}", **changes)
+        runs[label] = run_grid(config)
+        print(f"{model} {label:8s} {runs[label][0]:8.1f} s  winner {runs[label][3]}", flush=True)
+    plain, cached, default = runs["plain"], runs["cached"], runs["default"]
+    names = list(plain[1])  # output end first
+    depth_order = sorted(names)  # names start with the layer index, input end first
+    print(f"{model}: speedup per candidate (cached vs plain), input end first")
+    for name in depth_order:
+        print(f"  {name:45s} {plain[2][name]:7.2f} s -> {cached[2][name]:6.2f} s  x{plain[2][name] / cached[2][name]:.2f}")
+    top_third = depth_order[-max(1, len(depth_order) // 3):]
+    top_speedup = sum(plain[2][n] for n in top_third) / sum(cached[2][n] for n in top_third)
+    same_default = default[3] == plain[3] or abs(default[1][default[3]] - plain[1][plain[3]]) <= 0.01
+    return {
+        "model": model,
+        "candidates": len(names),
+        "plain_seconds": round(plain[0], 1),
+        "cached_seconds": round(cached[0], 1),
+        "default_seconds": round(default[0], 1),
+        "grid_speedup": round(plain[0] / cached[0], 2),
+        "top_third_speedup": round(top_speedup, 2),
+        "default_speedup": round(plain[0] / default[0], 2),
+        "same_winner_grid": cached[3] == plain[3],
+        "same_winner_default": same_default,
+        "spearman_grid": round(spearman([plain[1][n] for n in names], [cached[1][n] for n in names]), 4),
+        "winners": {"plain": plain[3], "cached": cached[3], "default": default[3]},
+        "pruned_default": default[4],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", default="mobilenet_v2,vgg16")
+    parser.add_argument("--image-size", type=int, default=32)
+    parser.add_argument("--epochs", type=int, default=6)
+    parser.add_argument("--size", type=int, default=3670, help="synthetic images (tf_flowers: 3670)")
+    parser.add_argument("--learning-rate", type=float, default=1e-3)
+    # The default warm-up (5 of 50 epochs) scaled to the benchmark's shorter training.
+    parser.add_argument("--pruner-warmup", type=int, default=2)
+    args = parser.parse_args()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    with tempfile.TemporaryDirectory() as folder:
+        results = [benchmark_model(m, args, folder) for m in args.models.split(",")]
+    for result in results:
+        print(json.dumps(result))
+    summary = {
+        "grid_speedup": min(r["grid_speedup"] for r in results),
+        "top_third_speedup": min(r["top_third_speedup"] for r in results),
+        "default_speedup": min(r["default_speedup"] for r in results),
+        "same_winner_grid": all(r["same_winner_grid"] for r in results),
+        "same_winner_default": all(r["same_winner_default"] for r in results),
+    }
+    print(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    main()

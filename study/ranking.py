@@ -1,0 +1,77 @@
+"""The layer ranking that `--strategy topk` tunes from: read from the finished layer-wise study.
+
+Completed trials rank by validation accuracy; pruned trials rank below every completed one, by the
+last value they reported (they stopped early because they looked worse).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import optuna
+from optuna.trial import TrialState
+
+from study.config import StudyConfig
+from study.errors import StudyError
+from study.samplers import finished_candidates
+
+
+def rank_layers(study: optuna.Study) -> list[str]:
+    """Layer names of a layer-wise study, best first; ties keep the input-end-first order.
+
+    Example:
+        >>> rank_layers(optuna.load_study(study_name="synthetic-vgg16-layer", storage=url))[:3]
+        ['block5_conv3', 'block4_conv1', 'block5_conv1']
+    """
+    position = {c["name"]: i for i, c in enumerate(study.user_attrs.get("candidates", []))}
+    layers = {c["name"]: c["layers"] for c in study.user_attrs.get("candidates", [])}
+    best: dict[str, tuple[int, float]] = {}  # candidate -> (0 complete / 1 pruned, -score)
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)):
+        name = trial.params.get("candidate")
+        if name not in layers:
+            continue
+        if trial.state == TrialState.COMPLETE:
+            key = (0, -float(trial.value))
+        else:
+            steps = trial.intermediate_values
+            key = (1, -float(steps[max(steps)]) if steps else float("inf"))
+        best[name] = min(best.get(name, key), key)
+    ranked = sorted(best, key=lambda name: (best[name], position[name]))
+    return [layer for name in ranked for layer in layers[name]]
+
+
+def layer_ranking(config: StudyConfig, storage: optuna.storages.BaseStorage, fingerprint: str) -> list[str]:
+    """The ranking for a top-k study, from the layer-wise study of the same data, model and options.
+
+    Raises StudyError, naming the command to run, if that study is missing, unfinished, made with
+    other options or from other images.
+
+    Example:
+        >>> layer_ranking(config, open_storage(config.storage), splits.fingerprint())[: config.top_k]
+    """
+    layer_config = dataclasses.replace(config, strategy="layer", study_name=None)
+    name = layer_config.name
+    run_first = (
+        "run `python -m study.run --strategy layer` with the same options first "
+        "(or `--strategy all`, which runs it before top-k)"
+    )
+    names = {s.study_name: s for s in optuna.get_all_study_summaries(storage, include_best_trial=False)}
+    if name not in names or "config" not in names[name].user_attrs:
+        raise StudyError(f"--strategy topk needs the layer-wise study {name!r}, which is not in {config.storage}; {run_first}")
+    study = optuna.load_study(study_name=name, storage=storage)
+    stored, wanted = study.user_attrs["config"], layer_config.identity()
+    changed = [k for k in wanted if stored.get(k) != wanted.get(k)]
+    if changed:
+        raise StudyError(
+            f"the layer-wise study {name!r} was made with other options ({', '.join(changed)}); "
+            "run topk with the same options as the layer-wise study"
+        )
+    if study.user_attrs.get("splits", {}).get("fingerprint") != fingerprint:
+        raise StudyError(f"the layer-wise study {name!r} was made from other images; {run_first}")
+    left = {c["name"] for c in study.user_attrs["candidates"]} - finished_candidates(study)
+    if left:
+        raise StudyError(
+            f"--strategy topk needs the layer-wise study {name!r} finished, but {len(left)} layer(s) "
+            f"have no finished trial; {run_first.replace('first', 'to finish it')}"
+        )
+    return rank_layers(study)

@@ -1,0 +1,84 @@
+import keras
+import numpy as np
+import pytest
+
+from study.backbones import build_backbone, preprocessor
+from study.cache import PrefixCache, find_cut
+from study.candidates import Candidate
+from study.config import StudyConfig
+from study.synthetic import synthetic_images
+from study.training import fine_tune
+
+
+def _data(config):
+    images, labels, _ = synthetic_images(36, 3, 32, seed=1)
+    x = preprocessor(config)(images)
+    return (x[:24], labels[:24]), (x[24:], labels[24:])
+
+
+def _weights(result):
+    return [np.array(w) for w in result.model.trainable_weights]
+
+
+@pytest.mark.parametrize(
+    "model, layers, crossing",
+    [
+        ("vgg16", ("block4_conv3", "block5_conv1"), 1),  # a plain chain: one tensor crosses
+        ("mobilenet_v2", ("block_5_project", "block_6_expand"), 2),  # residual: the shortcut crosses too
+    ],
+)
+def test_cached_trial_equals_plain_trial(model, layers, crossing):
+    config = StudyConfig(model=model, weights="none", image_size=32, epochs=3, learning_rate=1e-3).validate()
+    train, validation = _data(config)
+    candidate = Candidate("c", layers)
+    build = lambda: build_backbone(config)  # noqa: E731
+    plain = fine_tune(config, build, candidate, train, 3, validation=validation)
+    cache = PrefixCache(budget_bytes=2**30)
+    cached = fine_tune(config, build, candidate, train, 3, validation=validation, cache=cache)
+    assert plain.cache == "off" and cached.cache.startswith(f"on: {crossing} tensor")
+    for key in plain.history:
+        if key != "learning_rate":
+            np.testing.assert_allclose(plain.history[key], cached.history[key], atol=2e-3)
+    for a, b in zip(_weights(plain), _weights(cached)):
+        np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-4)
+    assert plain.trainable_params == cached.trainable_params
+
+
+def test_residual_cut_caches_every_crossing_tensor():
+    backbone = keras.applications.MobileNetV2(include_top=False, weights=None, input_shape=(32, 32, 3))
+    cut = find_cut(backbone, Candidate("c", ("block_5_project",)))
+    # block_5_add needs block_4_add (the shortcut) as well as the tuned branch.
+    assert set(cut.key) == {"block_5_depthwise_relu", "block_4_add"}
+    assert find_cut(backbone, Candidate("c", ("Conv1",))) is None  # nothing below the first layer
+
+
+def test_trials_with_the_same_cut_share_activations(monkeypatch):
+    backbone = keras.applications.VGG16(include_top=False, weights=None, input_shape=(32, 32, 3))
+    cache = PrefixCache(budget_bytes=2**30)
+    images = np.zeros((5, 32, 32, 3), np.float32)
+    calls = []
+    first = find_cut(backbone, Candidate("a", ("block5_conv1",)))
+    second = find_cut(backbone, Candidate("b", ("block5_conv1", "block5_conv3")))
+    original = type(first.prefix).predict
+    monkeypatch.setattr(type(first.prefix), "predict", lambda self, *a, **k: calls.append(1) or original(self, *a, **k))
+    a = cache.activations(first, "train", images, seed=0)
+    b = cache.activations(second, "train", images, seed=0)
+    assert len(calls) == 1 and a is b
+
+
+def test_over_budget_falls_back_to_plain_and_says_so():
+    config = StudyConfig(model="vgg16", weights="none", image_size=32, epochs=1).validate()
+    train, validation = _data(config)
+    result = fine_tune(config, lambda: build_backbone(config), Candidate("c", ("block5_conv3",)),
+                       train, 3, validation=validation, cache=PrefixCache(budget_bytes=1000))
+    assert result.cache.startswith("off:") and "budget" in result.cache
+
+
+def test_cache_evicts_least_recent_within_budget():
+    backbone = keras.applications.VGG16(include_top=False, weights=None, input_shape=(32, 32, 3))
+    images = np.zeros((10, 32, 32, 3), np.float32)
+    cuts = [find_cut(backbone, Candidate(n, (n,))) for n in ("block5_conv1", "block4_conv1")]
+    cache = PrefixCache(budget_bytes=cuts[0].bytes_per_image() * 10 + 1)
+    cache.activations(cuts[0], "train", images, seed=0)
+    cache.activations(cuts[1], "train", images, seed=0)
+    assert cache.used_bytes == cuts[1].bytes_per_image() * 10

@@ -1,0 +1,147 @@
+"""optuna-dashboard on the protocol's storage: notes, plots and artifacts, seen in headless Chromium.
+
+Screenshots of the dashboard and of the HTML report go to tests/output/ (git-ignored) for a human
+to look at. With CI=true a missing Chromium fails the test (.ci/run installs it); elsewhere it skips.
+"""
+
+import math
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import optuna
+import optuna_dashboard
+import pytest
+
+from study.report import main as report_main
+
+OUTPUT = Path(__file__).resolve().parent / "output"
+FLAGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync", "--hide-scrollbars",
+]
+
+
+def _study(url, name):
+    return optuna.load_study(study_name=f"synthetic-tiny-{name}", storage=url)
+
+
+def test_every_study_has_a_note_in_words_and_numbers(protocol_storage):
+    url = protocol_storage["url"]
+    for name in ("block", "top3", "head"):
+        study = _study(url, name)
+        note = optuna_dashboard.get_note(study)
+        final = study.user_attrs["final"]
+        assert note.startswith(f"## synthetic-tiny-{name}: ")
+        assert f"**Winner:** `{study.best_trial.params['candidate']}`" in note
+        assert f"validation accuracy **{study.best_value:.4f}**" in note
+        assert f"**{final['mean']:.4f} ± {math.sqrt(final['variance']):.4f}**" in note
+        assert f"variance {final['variance']:.6f}" in note and final["artifact_id"] in note
+    assert "3 candidate(s), one block of weighted layers" in optuna_dashboard.get_note(_study(url, "block"))
+    assert "(K = 3)" in optuna_dashboard.get_note(_study(url, "top3"))
+
+
+def test_figures_and_models_are_study_artifacts(protocol_storage):
+    url = protocol_storage["url"]
+    block = _study(url, "block")
+    files = {a.filename: a for a in optuna.artifacts.get_all_artifact_meta(block)}
+    assert {"parameters-per-layer.png", "validation-accuracy-per-candidate.png", "learning-curves.png"} <= set(files)
+    assert files["parameters-per-layer.png"].mimetype == "image/png"
+    model = [a for a in files.values() if a.artifact_id == block.user_attrs["final"]["artifact_id"]]
+    assert model and model[0].filename.endswith(".keras")
+    for artifact in files.values():
+        assert (Path(protocol_storage["artifacts"]) / artifact.artifact_id).stat().st_size > 1000
+    # The interactive versions, and the comparison across strategies, are dashboard plots.
+    system_attrs = block._storage.get_study_system_attrs(block._study_id)  # where the dashboard keeps them
+    plots = {k.split(":")[2] for k in system_attrs if k.startswith("dashboard:plot_data:")}
+    assert {"parameters-per-layer", "validation-accuracy-per-candidate", "learning-curves",
+            "test-accuracy-per-strategy"} <= plots
+
+
+def _chromium() -> str:
+    found = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+    if found is None:
+        if os.environ.get("CI"):
+            pytest.fail("chromium is not installed; .ci/run installs it (apt-get install chromium)")
+        pytest.skip("chromium is not installed (apt-get install chromium)")
+    return found
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def dashboard(protocol_storage, tmp_path_factory):
+    """optuna-dashboard on the loopback interface, stopped after the module."""
+    port = _free_port()
+    command = shutil.which("optuna-dashboard", path=str(Path(sys.executable).parent)) or shutil.which("optuna-dashboard")
+    log = tmp_path_factory.mktemp("dashboard") / "server.log"
+    with open(log, "w") as out:
+        server = subprocess.Popen(
+            [command, protocol_storage["url"], "--artifact-dir", protocol_storage["artifacts"],
+             "--host", "127.0.0.1", "--port", str(port)],
+            stdout=out, stderr=subprocess.STDOUT,
+        )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(120):
+            try:
+                urllib.request.urlopen(f"{base}/api/studies", timeout=2)
+                break
+            except OSError:
+                assert server.poll() is None, log.read_text()
+                time.sleep(0.5)
+        else:
+            pytest.fail(f"optuna-dashboard did not answer: {log.read_text()}")
+        yield base
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def _browse(url: str, tmp_path: Path, screenshot: Path | None = None, height: int = 1000) -> str:
+    """The DOM of `url` after its scripts ran; with `screenshot`, also a PNG of the window."""
+    chromium = _chromium()
+    profile = tmp_path / f"profile-{time.monotonic_ns()}"
+    common = [chromium, *FLAGS, f"--user-data-dir={profile}", "--virtual-time-budget=15000"]
+    dom = subprocess.run([*common, "--dump-dom", url], capture_output=True, text=True, timeout=120).stdout
+    if screenshot is not None:
+        screenshot.parent.mkdir(parents=True, exist_ok=True)
+        subprocess.run([*common, f"--screenshot={screenshot}", f"--window-size=1400,{height}", url],
+                       capture_output=True, timeout=120)
+        assert screenshot.stat().st_size > 10_000
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", dom))
+
+
+def test_dashboard_shows_studies_note_and_artifacts(protocol_storage, dashboard, tmp_path):
+    url = protocol_storage["url"]
+    home = _browse(f"{dashboard}/dashboard", tmp_path)
+    for name in ("head", "full", "layer", "block", "window", "top3", "top5", "random"):
+        assert f"synthetic-tiny-{name}" in home
+
+    block = _study(url, "block")
+    final = block.user_attrs["final"]
+    note = _browse(f"{dashboard}/dashboard/studies/{block._study_id}/note", tmp_path, OUTPUT / "dashboard-note.png")
+    assert "Winner:" in note and f"{final['mean']:.4f} ± {math.sqrt(final['variance']):.4f}" in note
+
+    overview = _browse(f"{dashboard}/dashboard/studies/{block._study_id}", tmp_path,
+                       OUTPUT / "dashboard-study.png", height=2600)
+    for artifact in optuna.artifacts.get_all_artifact_meta(block):
+        assert artifact.filename in overview
+    assert "parameters-per-layer.png" in overview and ".keras" in overview
+
+
+def test_report_screenshot(protocol_storage, tmp_path):
+    page = tmp_path / "report.html"
+    assert report_main(["--storage", protocol_storage["url"], "--output", str(page)]) == 0
+    text = _browse(page.as_uri(), tmp_path, OUTPUT / "report.png", height=3200)
+    assert "Table I" in text and "tiny: parameters per layer" in text  # the figures rendered

@@ -1,0 +1,156 @@
+"""Resume after any interruption: kill -9 in the middle of a trial, Ctrl-C, dead owners, stale heartbeats."""
+
+import os
+import shlex
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+
+import optuna
+from optuna.trial import TrialState
+
+from study.recovery import FAIL_REASON, OWNER, _start_ticks, fail_dead_trials, this_process
+from study.run import main
+from study.samplers import PARAM
+
+NAME = "synthetic-vgg16-random"
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+# Three candidates of one random layer each: the cheapest study that still has a before and after.
+SMALL = ("--strategy", "random", "--random-draws", "3", "--random-k", "1", "--skip-final")
+
+
+def _trials(tmp_path):
+    return optuna.load_study(study_name=NAME, storage=f"sqlite:///{tmp_path}/studies.db").get_trials()
+
+
+def _assert_exactly_once(trials, candidates=3):
+    finished = [t.params[PARAM] for t in trials if t.state in FINISHED]
+    assert len(finished) == candidates == len(set(finished)), finished
+    assert not [t for t in trials if t.state == TrialState.RUNNING]
+
+
+def test_kill_9_in_the_middle_of_a_trial_then_the_same_command_finishes_exactly_what_is_left(tmp_path, tiny_args):
+    args = tiny_args("--epochs", "3", *SMALL)
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "TF_CPP_MIN_LOG_LEVEL": "3"}
+    process = subprocess.Popen([sys.executable, "-m", "study.run", *args], env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:  # until trial 1 is one epoch into training
+            time.sleep(0.2)
+            if _epochs_reported(tmp_path / "studies.db", trial_number=1):
+                break
+        else:
+            raise AssertionError("trial 1 never started training")
+        process.send_signal(signal.SIGKILL)
+    finally:
+        process.kill()
+        process.wait()
+    before = _trials(tmp_path)
+    assert before[0].state == TrialState.COMPLETE and before[1].state == TrialState.RUNNING
+    done_before = {t.params[PARAM]: t.datetime_complete for t in before if t.state in FINISHED}
+    killed = before[1].params[PARAM]
+
+    assert main(args) == 0  # the same command
+    after = _trials(tmp_path)
+    _assert_exactly_once(after)
+    assert after[1].state == TrialState.FAIL and "died" in after[1].system_attrs[FAIL_REASON]
+    names = [t.params[PARAM] for t in after]
+    for name, completed in done_before.items():  # finished before the kill: not trained again
+        assert names.count(name) == 1
+        assert next(t for t in after if t.params[PARAM] == name).datetime_complete == completed
+    retried = [t for t in after[2:] if t.params[PARAM] == killed]
+    assert len(retried) == 1 and retried[0].state in FINISHED  # the killed candidate ran again
+
+
+def _epochs_reported(db, trial_number: int) -> int:
+    """Epochs a RUNNING trial has reported, read without touching the storage's schema (opening it
+    with Optuna while the run creates its tables would race with it)."""
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5) as connection:
+            return connection.execute(
+                "SELECT COUNT(*) FROM trials t JOIN trial_intermediate_values v ON v.trial_id = t.trial_id "
+                "WHERE t.number = ? AND t.state = 'RUNNING'", (trial_number,)
+            ).fetchone()[0]
+    except sqlite3.Error:  # no file or no tables yet
+        return 0
+
+
+def test_ctrl_c_says_what_is_left_and_how_to_resume(tmp_path, tiny_args, monkeypatch, capsys):
+    import study.search as search
+
+    real, calls = search.fine_tune, []
+
+    def interrupted_on_second_trial(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(search, "fine_tune", interrupted_on_second_trial)
+    args = tiny_args("--epochs", "1", *SMALL)
+    assert main(args) == 130
+    err = capsys.readouterr().err
+    assert "interrupted: 1 of 3 candidates done, 2 left" in err
+    assert f"resume with: python -m study.run {shlex.join(args)}" in err
+    assert [t.state for t in _trials(tmp_path)] == [TrialState.COMPLETE, TrialState.FAIL]
+
+    assert main(args) == 0
+    trials = _trials(tmp_path)
+    _assert_exactly_once(trials)
+    assert len(trials) == 4 and trials[1].params[PARAM] in [t.params[PARAM] for t in trials[2:]]
+
+
+def _owner(**changes):
+    return {**this_process(), **changes}
+
+
+def test_running_trials_of_dead_processes_on_this_host_are_failed_and_others_kept(tmp_path):
+    storage = optuna.storages.RDBStorage(f"sqlite:///{tmp_path}/s.db")
+    study = optuna.create_study(storage=storage)
+    finished = subprocess.Popen(["true"])
+    finished.wait()
+    zombie = subprocess.Popen(["sleep", "60"])
+    zombie_owner = _owner(pid=zombie.pid, started=_start_ticks(zombie.pid))
+    zombie.kill()  # not reaped yet: its pid still answers kill(pid, 0)
+    time.sleep(0.3)
+    owners = {
+        "dead pid": _owner(pid=finished.pid, started=None),
+        "zombie": zombie_owner,
+        "pid reused": _owner(started="1"),
+        "before a reboot": _owner(boot="another-boot-id"),
+        "alive (this process)": _owner(),
+        "other host": _owner(host=socket.gethostname() + "-elsewhere", pid=finished.pid),
+    }
+    trials = {}
+    for label, owner in owners.items():
+        trial = study.ask()
+        storage.set_trial_system_attr(trial._trial_id, OWNER, owner)
+        trials[label] = trial.number
+    fresh_without_owner = study.ask().number
+    try:
+        failed = fail_dead_trials(study)
+    finally:
+        zombie.wait()
+    dead = ["dead pid", "zombie", "pid reused", "before a reboot"]
+    assert sorted(failed) == sorted(trials[label] for label in dead)
+    states = {t.number: t.state for t in study.get_trials()}
+    assert all(states[trials[label]] == TrialState.FAIL for label in dead)
+    assert states[trials["alive (this process)"]] == TrialState.RUNNING
+    assert states[trials["other host"]] == TrialState.RUNNING  # the heartbeat decides for it
+    assert states[fresh_without_owner] == TrialState.RUNNING
+
+
+def test_other_hosts_trials_fail_when_their_heartbeat_is_stale(tmp_path):
+    storage = optuna.storages.RDBStorage(f"sqlite:///{tmp_path}/s.db", heartbeat_interval=1, grace_period=1)
+    study = optuna.create_study(storage=storage)
+    trial = study.ask()
+    storage.set_trial_system_attr(trial._trial_id, OWNER, _owner(host="elsewhere"))
+    storage.record_heartbeat(trial._trial_id)
+    assert fail_dead_trials(study) == [] and study.trials[0].state == TrialState.RUNNING
+    time.sleep(2.5)
+    fail_dead_trials(study)
+    assert study.trials[0].state == TrialState.FAIL
