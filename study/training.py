@@ -147,6 +147,7 @@ def fine_tune(
     history = trained.fit(
         batches(inputs, train[1], batch_size, shuffle_seed=seed),
         epochs=config.epochs,
+        shuffle=False,  # `batches` shuffles, seeded, so plain and cached trials see the same order
         validation_data=None if validation is None else batches(validation_inputs, validation[1], max(batch_size, 32)),
         verbose=0,
         callbacks=[keras.callbacks.ReduceLROnPlateau(monitor=monitor), *callbacks, EpochProgress()],
