@@ -61,7 +61,6 @@ def run_final(config: StudyConfig, outcome: SearchOutcome) -> dict:
             final["artifact_id"] = _save_model(config, study, result.model, name)
         print(f"  seed {seed}: test accuracy {accuracy:.4f} ({result.seconds:.1f} s)", flush=True)
         _store(study, final, config)  # after every seed, so an interruption loses at most one
-    _store(study, final, config)
     print(
         f"final: {name}: test accuracy {final['mean']:.4f}"
         + (f" (mean of {len(final['test_accuracy'])}, variance {final['variance']:.6f})" if len(final["test_accuracy"]) > 1 else ""),
