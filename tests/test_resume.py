@@ -33,18 +33,18 @@ def _assert_exactly_once(trials, candidates=3):
 
 
 def test_kill_9_in_the_middle_of_a_trial_then_the_same_command_finishes_exactly_what_is_left(tmp_path, tiny_args):
-    args = tiny_args("--epochs", "3", *SMALL)
+    # Enough epochs that trial 1 stays in training for seconds, not one poll interval (a 3-epoch trial of
+    # a cached top layer can start and finish between two polls); no pruner, so it cannot end early either.
+    args = tiny_args("--epochs", "40", "--pruner", "none", *SMALL)
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "TF_CPP_MIN_LOG_LEVEL": "3"}
     process = subprocess.Popen([sys.executable, "-m", "study.run", *args], env=env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 300
-        while time.monotonic() < deadline:  # until trial 1 is one epoch into training
-            time.sleep(0.2)
-            if _epochs_reported(tmp_path / "studies.db", trial_number=1):
-                break
-        else:
-            raise AssertionError("trial 1 never started training")
+        while not _epochs_reported(tmp_path / "studies.db", trial_number=1):  # trial 1 is into training
+            assert process.poll() is None, "the study ended before trial 1 was seen training"
+            assert time.monotonic() < deadline, "trial 1 never started training"
+            time.sleep(0.05)
         process.send_signal(signal.SIGKILL)
     finally:
         process.kill()
