@@ -3,7 +3,9 @@
 Frozen layers that no tuned layer feeds give the same outputs in every epoch (BatchNormalization
 runs in inference mode), so a trial computes them once per split and trains a model that starts
 from those activations. In residual networks every tensor that crosses the cut is cached, not only
-one layer's output. Trials that cut at the same place share the activations.
+one layer's output. Trials that cut at the same place share the activations, and the cuts of the
+candidates still to come are computed in the same forward pass while they fit the budget (the cuts of
+a layer-wise grid are nested, so the whole grid's prefixes cost one pass instead of one per trial).
 """
 
 from __future__ import annotations
@@ -19,19 +21,21 @@ from keras.src.ops.function import make_node_key
 
 from study.candidates import Candidate
 
+PREFIX_BATCH = 64  # images per forward pass of the frozen prefix
+
 
 @dataclasses.dataclass
 class Cut:
     """A backbone split into a frozen prefix and the trainable rest.
 
-    `prefix` maps the backbone input to the crossing tensors; `suffix` maps them to the backbone
+    `inputs` are the tensors of `backbone` that cross the cut; `suffix` maps them to the backbone
     output (None when nothing is tuned: the head trains on the backbone's features directly).
     """
 
     key: tuple[str, ...]  # the layers whose outputs cross the cut: equal keys, equal activations
-    prefix: keras.Model
     suffix: keras.Model | None
-    inputs: list  # KerasTensors of the crossing tensors, in the order the prefix returns them
+    inputs: list  # KerasTensors of the crossing tensors
+    backbone: keras.Model
 
     def bytes_per_image(self) -> int:
         return sum(int(np.prod(t.shape[1:])) * 4 for t in self.inputs)
@@ -60,30 +64,36 @@ def find_cut(backbone: keras.Model, candidate: Candidate) -> Cut | None:
                     crossing.setdefault(id(tensor), tensor)
     if not live:  # nothing tuned: the whole backbone is the prefix
         outputs = list(backbone.outputs)
-        return Cut(tuple(t._keras_history[0].name for t in outputs), keras.Model(backbone.inputs, outputs), None, outputs)
+        key = tuple(t._keras_history[0].name for t in outputs)
+        return Cut(key, None, outputs, backbone)
     tensors = list(crossing.values())
     if all(isinstance(t._keras_history[0], keras.layers.InputLayer) for t in tensors):
         return None
-    prefix = keras.Model(backbone.inputs, tensors)
     suffix = keras.Model(tensors[0] if len(tensors) == 1 else tensors, backbone.output)
-    return Cut(tuple(t._keras_history[0].name for t in tensors), prefix, suffix, tensors)
+    return Cut(tuple(t._keras_history[0].name for t in tensors), suffix, tensors, backbone)
 
 
 class PrefixCache:
     """Keeps the prefix activations of recent cuts in host memory, within a byte budget.
 
+    `planned` are the candidates a study will train next, in order: when a cut is computed, as many
+    of their cuts as fit in the free budget are computed in the same forward pass.
+
     Example:
-        >>> cache = PrefixCache(budget_bytes=2 * 2**30)
+        >>> cache = PrefixCache(budget_bytes=2 * 2**30, planned=candidates)
         >>> activations = cache.activations(cut, "search_train", images, seed=0)
     """
 
-    def __init__(self, budget_bytes: int | None = None):
+    def __init__(self, budget_bytes: int | None = None, planned: list[Candidate] = ()):
         self.budget_bytes = default_budget() if budget_bytes is None else int(budget_bytes)
+        self.planned = list(planned)
         self._entries: collections.OrderedDict[tuple, list[np.ndarray]] = collections.OrderedDict()
+        self._footprints: dict[str, tuple[tuple[str, ...] | None, int]] = {}
 
     @property
     def used_bytes(self) -> int:
-        return sum(a.nbytes for arrays in self._entries.values() for a in arrays)
+        arrays = {id(a): a for entry in self._entries.values() for a in entry}  # cuts share tensors
+        return sum(a.nbytes for a in arrays.values())
 
     def fits(self, cut: Cut, images: int) -> bool:
         return cut.bytes_per_image() * images <= self.budget_bytes
@@ -91,14 +101,55 @@ class PrefixCache:
     def activations(self, cut: Cut, split: str, images: np.ndarray, seed: int) -> list[np.ndarray]:
         """The crossing tensors for `images`, computed once per (cut, split, seed)."""
         key = (cut.key, split, seed)  # seed: random-init backbones differ between seeds
+        # A requested cut is no longer planned: its trial is running now.
+        self.planned = [c for c in self.planned if self._footprint(c, cut.backbone)[0] != cut.key]
         if key not in self._entries:
-            outputs = cut.prefix.predict(images, batch_size=64, verbose=0)
-            arrays = [np.asarray(a, np.float32) for a in (outputs if isinstance(outputs, list) else [outputs])]
-            self._entries[key] = arrays
-            while self.used_bytes > self.budget_bytes and len(self._entries) > 1:
-                self._entries.popitem(last=False)
+            self._evict(cut.bytes_per_image() * len(images))
+            self._compute([cut, *self._planned_cuts(cut, split, seed, len(images))], split, images, seed)
         self._entries.move_to_end(key)
         return self._entries[key]
+
+    def _evict(self, needed: int) -> None:
+        """Make room: least recently used first, cuts that planned candidates still need last."""
+        planned = {self._footprints[c.name][0] for c in self.planned if c.name in self._footprints}
+        while self._entries and self.used_bytes + needed > self.budget_bytes:
+            victim = next((key for key in self._entries if key[0] not in planned), next(iter(self._entries)))
+            del self._entries[victim]
+
+    def _planned_cuts(self, cut: Cut, split: str, seed: int, images: int) -> list[Cut]:
+        """Cuts of planned candidates not cached yet, in plan order, that fit next to `cut`."""
+        free = self.budget_bytes - self.used_bytes - cut.bytes_per_image() * images
+        chosen, keys = [], {cut.key}
+        for candidate in self.planned:
+            key, per_image = self._footprint(candidate, cut.backbone)
+            if key is None or key in keys or (key, split, seed) in self._entries or per_image * images > free:
+                continue
+            chosen.append(find_cut(cut.backbone, candidate))
+            keys.add(key)
+            free -= per_image * images
+        return chosen
+
+    def _footprint(self, candidate: Candidate, backbone: keras.Model) -> tuple[tuple[str, ...] | None, int]:
+        """The key and bytes per image of a candidate's cut (layer names do not change between builds)."""
+        if candidate.name not in self._footprints:
+            cut = find_cut(backbone, candidate)
+            self._footprints[candidate.name] = (None, 0) if cut is None else (cut.key, cut.bytes_per_image())
+        return self._footprints[candidate.name]
+
+    def _compute(self, cuts: list[Cut], split: str, images: np.ndarray, seed: int) -> None:
+        """One forward pass that returns every tensor crossing any of `cuts`."""
+        tensors = list({id(t): t for cut in cuts for t in cut.inputs}.values())
+        position = {id(t): i for i, t in enumerate(tensors)}
+        prefix = keras.Model(cuts[0].backbone.inputs, tensors)
+        # Written batch by batch into arrays of the final size: `predict` would hold every batch's
+        # outputs and their concatenation at once, twice the budget at the peak.
+        arrays = [np.empty((len(images), *t.shape[1:]), np.float32) for t in tensors]
+        for start in range(0, len(images), PREFIX_BATCH):
+            outputs = prefix.predict_on_batch(images[start:start + PREFIX_BATCH])
+            for array, output in zip(arrays, outputs if isinstance(outputs, list) else [outputs]):
+                array[start:start + PREFIX_BATCH] = output
+        for cut in reversed(cuts):  # the trial's own cut ends up most recent
+            self._entries[(cut.key, split, seed)] = [arrays[position[id(t)]] for t in cut.inputs]
 
 
 def default_budget() -> int:

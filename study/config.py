@@ -104,6 +104,16 @@ class StudyConfig:
             values["data_dir"] = str(Path(self.data_dir).resolve())
         return values
 
+    def differences(self, stored: dict) -> list[str]:
+        """Fields where a stored `identity()` differs from this one, as "field: stored -> wanted".
+
+        Example:
+            >>> StudyConfig(epochs=3).differences({**StudyConfig().identity()})
+            ['epochs: 50 -> 3']
+        """
+        wanted = self.identity()
+        return [f"{k}: {stored.get(k)!r} -> {wanted.get(k)!r}" for k in wanted if stored.get(k) != wanted.get(k)]
+
     def validate(self) -> "StudyConfig":
         """Return self if every value is usable, else raise StudyError naming the bad one."""
         _check_choice("--strategy", self.strategy, STRATEGIES)

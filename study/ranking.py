@@ -59,11 +59,10 @@ def layer_ranking(config: StudyConfig, storage: optuna.storages.BaseStorage, fin
     if name not in names or "config" not in names[name].user_attrs:
         raise StudyError(f"--strategy topk needs the layer-wise study {name!r}, which is not in {config.storage}; {run_first}")
     study = optuna.load_study(study_name=name, storage=storage)
-    stored, wanted = study.user_attrs["config"], layer_config.identity()
-    changed = [k for k in wanted if stored.get(k) != wanted.get(k)]
+    changed = layer_config.differences(study.user_attrs["config"])
     if changed:
         raise StudyError(
-            f"the layer-wise study {name!r} was made with other options ({', '.join(changed)}); "
+            f"the layer-wise study {name!r} was made with other options ({'; '.join(changed)}); "
             "run topk with the same options as the layer-wise study"
         )
     if study.user_attrs.get("splits", {}).get("fingerprint") != fingerprint:

@@ -149,7 +149,7 @@ def run_search(config: StudyConfig) -> SearchOutcome:
 
         run_workers(config, n_trials)
     elif n_trials:
-        objective = with_owner(Objective(config, splits, by_name))
+        objective = with_owner(Objective(config, splits, by_name, planned=[by_name[name] for name in left]))
         study.optimize(objective, n_trials=n_trials, callbacks=[_print_trial], gc_after_trial=True)
     done = finished_candidates(study)
     return SearchOutcome(study, splits, candidates, [n for n in order if n not in done])
@@ -158,7 +158,8 @@ def run_search(config: StudyConfig) -> SearchOutcome:
 class Objective:
     """Fine-tunes the trial's candidate on the search-train split; returns validation accuracy."""
 
-    def __init__(self, config: StudyConfig, splits: Splits, by_name: dict[str, Candidate]):
+    def __init__(self, config: StudyConfig, splits: Splits, by_name: dict[str, Candidate],
+                 planned: list[Candidate] = ()):
         self.config = config
         self.by_name = by_name
         self.num_classes = splits.num_classes
@@ -170,7 +171,7 @@ class Objective:
         images, labels = splits.arrays(select)
         self.validation = (preprocess(images), labels)
         self.split_names = ("search_train", select)
-        self.cache = prefix_cache(config)
+        self.cache = prefix_cache(config, planned)  # the next candidates' prefixes share one pass
         self.device = current_device()
 
     def __call__(self, trial: optuna.Trial) -> float:
@@ -219,9 +220,7 @@ def _finished_value(study: optuna.Study, name: str, number: int) -> tuple[int, f
 
 
 def _check_same(config: StudyConfig, splits: Splits, attrs: dict) -> None:
-    stored = attrs["config"]
-    wanted = config.identity()
-    changed = [f"{k}: {stored.get(k)!r} -> {wanted.get(k)!r}" for k in wanted if stored.get(k) != wanted.get(k)]
+    changed = config.differences(attrs["config"])
     if changed:
         raise StudyError(
             f"study {config.name!r} already exists with another configuration ({'; '.join(changed)}); "

@@ -161,11 +161,14 @@ def fine_tune(
     )
 
 
-def prefix_cache(config: StudyConfig) -> PrefixCache | None:
-    """The cache of `--prefix-cache` with the budget of `--cache-budget-gb` (None when off)."""
+def prefix_cache(config: StudyConfig, planned: list[Candidate] = ()) -> PrefixCache | None:
+    """The cache of `--prefix-cache` with the budget of `--cache-budget-gb` (None when off).
+
+    `planned`: the candidates to train next, in order (see `PrefixCache`).
+    """
     if not config.prefix_cache:
         return None
-    return PrefixCache(None if config.cache_budget_gb is None else config.cache_budget_gb * 2**30)
+    return PrefixCache(None if config.cache_budget_gb is None else config.cache_budget_gb * 2**30, planned)
 
 
 def batches(inputs: list[np.ndarray], labels: np.ndarray, batch_size: int, shuffle_seed: int | None = None):

@@ -27,6 +27,23 @@ def tiny_args(tmp_path):
     return make
 
 
+@pytest.fixture
+def prefix_passes(monkeypatch):
+    """Filled with the number of outputs of every prefix-cache forward pass (one model per pass)."""
+    import keras
+
+    calls, seen, original = [], [], keras.Model.predict_on_batch
+
+    def counted(self, *args, **kwargs):
+        if not any(model is self for model in seen):
+            seen.append(self)  # kept alive, so a later model cannot reuse its id
+            calls.append(len(self.outputs))
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(keras.Model, "predict_on_batch", counted)
+    return calls
+
+
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory):
     """A saved 5-conv-layer .keras model (3 blocks at 32 px): the protocol's 16 trials run in seconds."""

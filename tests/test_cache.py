@@ -52,18 +52,45 @@ def test_residual_cut_caches_every_crossing_tensor():
     assert find_cut(backbone, Candidate("c", ("Conv1",))) is None  # nothing below the first layer
 
 
-def test_trials_with_the_same_cut_share_activations(monkeypatch):
+def test_trials_with_the_same_cut_share_activations(prefix_passes):
     backbone = keras.applications.VGG16(include_top=False, weights=None, input_shape=(32, 32, 3))
     cache = PrefixCache(budget_bytes=2**30)
     images = np.zeros((5, 32, 32, 3), np.float32)
-    calls = []
+    calls = prefix_passes
     first = find_cut(backbone, Candidate("a", ("block5_conv1",)))
     second = find_cut(backbone, Candidate("b", ("block5_conv1", "block5_conv3")))
-    original = type(first.prefix).predict
-    monkeypatch.setattr(type(first.prefix), "predict", lambda self, *a, **k: calls.append(1) or original(self, *a, **k))
     a = cache.activations(first, "train", images, seed=0)
     b = cache.activations(second, "train", images, seed=0)
     assert len(calls) == 1 and a is b
+
+
+def test_planned_cuts_come_from_the_same_forward_pass(prefix_passes):
+    backbone = keras.applications.MobileNetV2(include_top=False, weights=None, input_shape=(32, 32, 3))
+    planned = [Candidate(n, (n,)) for n in ("Conv_1", "block_16_project", "block_5_project", "block_2_project")]
+    cuts = [find_cut(backbone, c) for c in planned]
+    images = np.random.default_rng(0).normal(size=(6, 32, 32, 3)).astype(np.float32)
+    calls = prefix_passes
+    cache = PrefixCache(budget_bytes=2**30, planned=planned)
+    together = [cache.activations(cut, "train", images, seed=0) for cut in cuts]
+    assert calls == [len({id(t) for cut in cuts for t in cut.inputs})] == [6]  # one pass, every crossing tensor
+    for cut, arrays in zip(cuts, together):  # the same numbers as a pass for that cut alone
+        alone = keras.Model(backbone.inputs, cut.inputs).predict(images, verbose=0)
+        for a, b in zip(arrays, alone if isinstance(alone, list) else [alone]):
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+
+
+def test_planned_cuts_only_take_the_free_budget(prefix_passes):
+    backbone = keras.applications.VGG16(include_top=False, weights=None, input_shape=(32, 32, 3))
+    planned = [Candidate(n, (n,)) for n in ("block5_conv3", "block5_conv2", "block4_conv1")]
+    cuts = [find_cut(backbone, c) for c in planned]
+    images = np.zeros((4, 32, 32, 3), np.float32)
+    cache = PrefixCache(budget_bytes=(cuts[0].bytes_per_image() + cuts[1].bytes_per_image()) * 4, planned=planned)
+    calls = prefix_passes
+    cache.activations(cuts[0], "train", images, seed=0)
+    assert calls == [2] and cache.used_bytes <= cache.budget_bytes  # block4_conv1's cut did not fit
+    cache.activations(cuts[1], "train", images, seed=0)
+    assert calls == [2]
+    assert [c.name for c in cache.planned] == ["block4_conv1"]  # requested cuts are not prefetched again
 
 
 def test_over_budget_falls_back_to_plain_and_says_so():

@@ -9,8 +9,10 @@ def _load(tmp_path, name="synthetic-vgg16-block"):
     return optuna.load_study(study_name=name, storage=f"sqlite:///{tmp_path}/studies.db")
 
 
-def test_grid_study_end_to_end(tmp_path, tiny_args, capsys):
+def test_grid_study_end_to_end(tmp_path, tiny_args, capsys, prefix_passes):
     assert main(tiny_args()) == 0
+    # The four cuts above block 1 (block1_pool ... block4_pool): one pass per search split, not one per trial.
+    assert prefix_passes[:2] == [4, 4]
     study = _load(tmp_path)
     trials = study.get_trials()
     candidates = study.user_attrs["candidates"]
@@ -26,6 +28,8 @@ def test_grid_study_end_to_end(tmp_path, tiny_args, capsys):
         assert trial.user_attrs["trainable_params"] > 0
         assert trial.user_attrs["device"] == "CPU"
         assert trial.user_attrs["peak_memory_bytes"] > 0 and trial.user_attrs["seconds"] > 0
+        tuned_first_layer = "block1_conv1" in candidate["layers"]
+        assert trial.user_attrs["prefix_cache"].startswith("off: the first" if tuned_first_layer else "on: 1 tensor")
     attrs = study.user_attrs
     assert attrs["config"]["model"] == "vgg16" and attrs["config"]["epochs"] == 2
     assert sum(attrs["splits"]["counts"]["test"].values()) == 18
