@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import functools
 import os
 
 import keras
@@ -33,12 +34,18 @@ class Cut:
     """
 
     key: tuple[str, ...]  # the layers whose outputs cross the cut: equal keys, equal activations
-    suffix: keras.Model | None
     inputs: list  # KerasTensors of the crossing tensors
     backbone: keras.Model
 
     def bytes_per_image(self) -> int:
         return sum(int(np.prod(t.shape[1:])) * 4 for t in self.inputs)
+
+    @functools.cached_property
+    def suffix(self) -> keras.Model | None:
+        """Built only for the trial's own cut: planned cuts need just their key and size."""
+        if all(any(t is output for output in self.backbone.outputs) for t in self.inputs):
+            return None
+        return keras.Model(self.inputs[0] if len(self.inputs) == 1 else self.inputs, self.backbone.output)
 
 
 def find_cut(backbone: keras.Model, candidate: Candidate) -> Cut | None:
@@ -64,13 +71,11 @@ def find_cut(backbone: keras.Model, candidate: Candidate) -> Cut | None:
                     crossing.setdefault(id(tensor), tensor)
     if not live:  # nothing tuned: the whole backbone is the prefix
         outputs = list(backbone.outputs)
-        key = tuple(t._keras_history[0].name for t in outputs)
-        return Cut(key, None, outputs, backbone)
+        return Cut(tuple(t._keras_history[0].name for t in outputs), outputs, backbone)
     tensors = list(crossing.values())
     if all(isinstance(t._keras_history[0], keras.layers.InputLayer) for t in tensors):
         return None
-    suffix = keras.Model(tensors[0] if len(tensors) == 1 else tensors, backbone.output)
-    return Cut(tuple(t._keras_history[0].name for t in tensors), suffix, tensors, backbone)
+    return Cut(tuple(t._keras_history[0].name for t in tensors), tensors, backbone)
 
 
 class PrefixCache:
