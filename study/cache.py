@@ -14,13 +14,14 @@ import collections
 import dataclasses
 import functools
 import os
+from typing import Callable
 
 import keras
 import numpy as np
 
 from keras.src.ops.function import make_node_key
 
-from study.candidates import Candidate
+from study.candidates import Candidate, all_layers
 
 PREFIX_BATCH = 64  # images per forward pass of the frozen prefix
 
@@ -94,6 +95,29 @@ class PrefixCache:
         self.planned = list(planned)
         self._entries: collections.OrderedDict[tuple, list[np.ndarray]] = collections.OrderedDict()
         self._footprints: dict[str, tuple[tuple[str, ...] | None, int]] = {}
+        self._backbone: keras.Model | None = None
+        self._backbone_seed: int | None = None
+        self._built_weights: dict[str, list[np.ndarray]] = {}  # layers trials tuned, as built
+
+    def backbone(self, build: Callable[[], keras.Model], seed: int, candidate: Candidate) -> keras.Model:
+        """The backbone built by `build` for `seed`, kept between trials for `candidate` to tune.
+
+        Frozen layers never change, so instead of rebuilding the backbone every trial only the
+        layers earlier trials tuned get their built weights back. Another seed builds another one.
+
+        Example:
+            >>> backbone = cache.backbone(lambda: build_backbone(config), seed=0, candidate=candidate)
+        """
+        if self._backbone is None or self._backbone_seed != seed:
+            keras.backend.clear_session(free_memory=True)
+            keras.utils.set_random_seed(seed)
+            self._backbone, self._backbone_seed, self._built_weights = build(), seed, {}
+        layers = {layer.name: layer for layer in all_layers(self._backbone)}
+        for name, weights in self._built_weights.items():
+            layers[name].set_weights(weights)
+        for name in candidate.layers:
+            self._built_weights.setdefault(name, layers[name].get_weights())
+        return self._backbone
 
     @property
     def used_bytes(self) -> int:

@@ -99,7 +99,8 @@ def fine_tune(
     The learning rate drops on a plateau of validation accuracy (training accuracy when there is
     no validation set). Everything is seeded, so the same call gives the same weights. With a
     `cache`, the frozen layers below the candidate run once per split (`split_names` name the
-    splits in the cache) and training starts from their outputs; the result is the same.
+    splits in the cache) and training starts from their outputs, and the backbone is built once per
+    seed and kept between calls (the cache resets what earlier calls tuned); the result is the same.
 
     Example:
         >>> result = fine_tune(config, lambda: build_backbone(config), candidate,
@@ -108,9 +109,13 @@ def fine_tune(
     """
     started = time.perf_counter()
     seed = config.seed if seed is None else seed
-    keras.backend.clear_session(free_memory=True)
-    keras.utils.set_random_seed(seed)
-    backbone = build_backbone()
+    if cache is None:
+        keras.backend.clear_session(free_memory=True)
+        keras.utils.set_random_seed(seed)
+        backbone = build_backbone()
+    else:
+        backbone = cache.backbone(build_backbone, seed, candidate)
+    keras.utils.set_random_seed(seed)  # the same head whether or not the backbone was built just now
     model = build_model(backbone, num_classes)
     freeze_all_but(backbone, candidate)
     trained, inputs, cache_state = model, [train[0]], "off"

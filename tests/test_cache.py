@@ -44,6 +44,24 @@ def test_cached_trial_equals_plain_trial(model, layers, crossing):
     assert plain.trainable_params == cached.trainable_params
 
 
+def test_consecutive_trials_on_one_cache_equal_their_plain_trials():
+    config = StudyConfig(model="vgg16", weights="none", image_size=32, epochs=2, learning_rate=1e-3).validate()
+    train, validation = _data(config)
+    builds = []
+    build = lambda: builds.append(1) or build_backbone(config)  # noqa: E731
+    cache = PrefixCache(budget_bytes=2**30)
+    # The second candidate's suffix runs through block5_conv1, which the first trial tuned: the kept
+    # backbone must give it back its built weights.
+    for layers in (("block5_conv1",), ("block4_conv3",), ("block5_conv1",)):
+        candidate = Candidate("c", layers)
+        cached = fine_tune(config, build, candidate, train, 3, validation=validation, cache=cache)
+        plain = fine_tune(config, build, candidate, train, 3, validation=validation)
+        np.testing.assert_allclose(plain.history["val_loss"], cached.history["val_loss"], rtol=1e-4)
+        for a, b in zip(_weights(plain), _weights(cached)):
+            np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-4)
+    assert len(builds) == 1 + 3  # the cache built its backbone once; every plain trial builds its own
+
+
 def test_residual_cut_caches_every_crossing_tensor():
     backbone = keras.applications.MobileNetV2(include_top=False, weights=None, input_shape=(32, 32, 3))
     cut = find_cut(backbone, Candidate("c", ("block_5_project",)))
