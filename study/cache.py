@@ -97,26 +97,23 @@ class PrefixCache:
         self._footprints: dict[str, tuple[tuple[str, ...] | None, int]] = {}
         self._backbone: keras.Model | None = None
         self._backbone_seed: int | None = None
-        self._built_weights: dict[str, list[np.ndarray]] = {}  # layers trials tuned, as built
+        self._tuned: dict[str, list[np.ndarray]] = {}  # the last trial's layers, as built
 
     def backbone(self, build: Callable[[], keras.Model], seed: int, candidate: Candidate) -> keras.Model:
         """The backbone built by `build` for `seed`, kept between trials for `candidate` to tune.
 
         Frozen layers never change, so instead of rebuilding the backbone every trial only the
-        layers earlier trials tuned get their built weights back. Another seed builds another one.
+        layers the previous trial tuned get their built weights back. Another seed builds another one.
 
         Example:
             >>> backbone = cache.backbone(lambda: build_backbone(config), seed=0, candidate=candidate)
         """
         if self._backbone is None or self._backbone_seed != seed:
-            keras.backend.clear_session(free_memory=True)
-            keras.utils.set_random_seed(seed)
-            self._backbone, self._backbone_seed, self._built_weights = build(), seed, {}
+            self._backbone, self._backbone_seed, self._tuned = fresh_backbone(build, seed), seed, {}
         layers = {layer.name: layer for layer in all_layers(self._backbone)}
-        for name, weights in self._built_weights.items():
+        for name, weights in self._tuned.items():
             layers[name].set_weights(weights)
-        for name in candidate.layers:
-            self._built_weights.setdefault(name, layers[name].get_weights())
+        self._tuned = {name: layers[name].get_weights() for name in candidate.layers}
         return self._backbone
 
     @property
@@ -179,6 +176,13 @@ class PrefixCache:
                 array[start:start + PREFIX_BATCH] = output
         for cut in reversed(cuts):  # the trial's own cut ends up most recent
             self._entries[(cut.key, split, seed)] = [arrays[position[id(t)]] for t in cut.inputs]
+
+
+def fresh_backbone(build: Callable[[], keras.Model], seed: int) -> keras.Model:
+    """`build()` in a new Keras session with every random generator seeded: the same seed, the same backbone."""
+    keras.backend.clear_session(free_memory=True)
+    keras.utils.set_random_seed(seed)
+    return build()
 
 
 def default_budget() -> int:

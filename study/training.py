@@ -11,7 +11,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from study.cache import Cut, PrefixCache, find_cut
+from study.cache import Cut, PrefixCache, find_cut, fresh_backbone
 from study.candidates import Candidate, all_layers
 from study.config import StudyConfig
 
@@ -110,9 +110,7 @@ def fine_tune(
     started = time.perf_counter()
     seed = config.seed if seed is None else seed
     if cache is None:
-        keras.backend.clear_session(free_memory=True)
-        keras.utils.set_random_seed(seed)
-        backbone = build_backbone()
+        backbone = fresh_backbone(build_backbone, seed)
     else:
         backbone = cache.backbone(build_backbone, seed, candidate)
     keras.utils.set_random_seed(seed)  # the same head whether or not the backbone was built just now
