@@ -5,13 +5,14 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
+import keras
 import numpy as np
 import optuna
 
 from study.backbones import build_backbone, preprocessor
 from study.config import StudyConfig
 from study.search import SearchOutcome
-from study.training import fine_tune, prefix_cache
+from study.training import compile_model, fine_tune, prefix_cache
 
 
 def run_final(config: StudyConfig, outcome: SearchOutcome) -> dict:
@@ -84,6 +85,8 @@ def _save_model(config: StudyConfig, study: optuna.Study, model, name: str) -> s
     safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / f"final-{safe}.keras"
+        # Trained with FusedAdam; saved with Keras's own Adam so the file loads without this package.
+        compile_model(model, keras.optimizers.Adam(learning_rate=config.learning_rate))
         model.save(path)
         return optuna.artifacts.upload_artifact(
             artifact_store=store, file_path=str(path), study_or_trial=study

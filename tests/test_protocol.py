@@ -1,6 +1,9 @@
 """--strategy all, --strategy topk and --repeats."""
 
 import dataclasses
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import optuna
@@ -39,6 +42,23 @@ def test_all_runs_every_strategy_and_its_final_stage(protocol_storage):
         assert final["variance"] == pytest.approx(np.var(accuracies))
         assert final["candidate"] == study.best_trial.params["candidate"]
         assert [p["params"] for p in study.user_attrs["layer_params"] if p["name"] == "conv1"] == [8 * 27 + 8]
+
+
+def test_final_model_loads_without_this_package(protocol_storage, tmp_path):
+    final = _study(protocol_storage["url"], "block").user_attrs["final"]
+    path = tmp_path / "final.keras"  # the store names files by id; a download gets the .keras name
+    path.write_bytes((Path(protocol_storage["artifacts"]) / final["artifact_id"]).read_bytes())
+    # A user's own Python, where `study` was never imported: the file must load, compiled, as it is.
+    code = (
+        "import sys, keras, numpy as np\n"
+        f"model = keras.models.load_model({str(path)!r})\n"
+        "assert 'study' not in sys.modules and 'study.training' not in sys.modules\n"
+        "probabilities = model.predict(np.zeros((2, *model.input_shape[1:])), verbose=0)\n"
+        "print(type(model.optimizer).__name__, probabilities.shape, model.loss)\n"
+    )
+    shown = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd="/")
+    assert shown.returncode == 0, shown.stderr[-2000:]
+    assert shown.stdout.split()[0] == "Adam" and "sparse_categorical_crossentropy" in shown.stdout
 
 
 def test_topk_tunes_the_best_layers_of_the_layer_study(protocol_storage):

@@ -5,7 +5,7 @@ from study.backbones import build_backbone, preprocessor
 from study.candidates import Candidate, all_layers
 from study.config import StudyConfig
 from study.synthetic import synthetic_images
-from study.training import fine_tune
+from study.training import FusedAdam, compile_model, fine_tune
 
 
 def _train_and_snapshot(model_name, candidate):
@@ -58,3 +58,24 @@ def test_same_seed_same_weights():
     first, _, _ = _train_and_snapshot("vgg16", candidate)
     second, _, _ = _train_and_snapshot("vgg16", candidate)
     assert first.history == second.history
+
+
+def test_fused_adam_updates_like_keras_adam():
+    def train(optimizer):
+        keras.utils.set_random_seed(0)
+        inputs = keras.Input((8, 8, 3))
+        features = keras.layers.Conv2D(4, 3)(inputs)
+        outputs = keras.layers.Dense(3, activation="softmax")(keras.layers.Flatten()(features))
+        model = keras.Model(inputs, outputs)
+        compile_model(model, optimizer)
+        images, labels, _ = synthetic_images(16, 3, 8, seed=1)
+        history = model.fit(images / 255.0, labels, batch_size=4, epochs=5, shuffle=False, verbose=0)
+        return model.get_weights(), history.history["loss"]
+
+    fused, fused_loss = train(FusedAdam(learning_rate=1e-2))
+    plain, plain_loss = train(keras.optimizers.Adam(learning_rate=1e-2))
+    start = train(FusedAdam(learning_rate=0.0))[0]
+    assert any(not np.allclose(a, b) for a, b in zip(fused, start))  # it trained
+    for a, b in zip(fused, plain):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(fused_loss, plain_loss, rtol=1e-4)
