@@ -14,7 +14,9 @@ learning rate leave it at chance on the other task. The studies:
 3. default: the prefix cache with the default (median) pruner.
 
 It prints the wall time of each, the speedup per candidate against its depth, whether the winners
-agree and the Spearman rank correlation of the candidates' accuracies. The last line is JSON.
+agree and the Spearman rank correlation of the candidates' accuracies. Next to each speedup is its
+bound: the ratio of an epoch's multiply-adds without and with the cache, what a cache that cost
+nothing would give. The last line is JSON.
 
     python benchmarks/search_speed.py                       # MobileNetV2 and VGG16, 32 px, 6 epochs
     python benchmarks/search_speed.py --models vgg16 --epochs 4 --pretrain-epochs 0   # random weights
@@ -38,14 +40,16 @@ import numpy as np  # noqa: E402
 import optuna  # noqa: E402
 
 from study.backbones import build_backbone, preprocessor  # noqa: E402
+from study.cache import find_cut  # noqa: E402
+from study.candidates import Candidate, all_layers, is_weighted, make_candidates  # noqa: E402
 from study.config import StudyConfig  # noqa: E402
 from study.samplers import PARAM  # noqa: E402
 from study.search import run_search  # noqa: E402
 from study.synthetic import synthetic_images  # noqa: E402
 
 
-def run_grid(config: StudyConfig) -> tuple[float, dict[str, float], dict[str, float], str, int]:
-    """Wall time, value and seconds per candidate, winner and pruned count of one grid study."""
+def run_grid(config: StudyConfig) -> tuple[float, dict[str, float], dict[str, float], str, int, dict[str, int]]:
+    """Wall time, value and seconds per candidate, winner, pruned count and images per split of one grid study."""
     started = time.perf_counter()
     with contextlib.redirect_stdout(io.StringIO()):
         outcome = run_search(config)
@@ -54,7 +58,8 @@ def run_grid(config: StudyConfig) -> tuple[float, dict[str, float], dict[str, fl
     values = {t.params[PARAM]: _last_value(t) for t in trials}
     seconds = {t.params[PARAM]: t.user_attrs["seconds"] for t in trials}
     pruned = sum(t.state == optuna.trial.TrialState.PRUNED for t in trials)
-    return wall, values, seconds, outcome.study.best_trial.params[PARAM], pruned
+    sizes = {split: len(index) for split, index in outcome.splits.indices.items()}
+    return wall, values, seconds, outcome.study.best_trial.params[PARAM], pruned, sizes
 
 
 def spearman(a: list[float], b: list[float]) -> float:
@@ -79,6 +84,36 @@ def _last_value(trial: optuna.trial.FrozenTrial) -> float:
     if trial.value is not None:
         return float(trial.value)
     return float(trial.intermediate_values[max(trial.intermediate_values)])
+
+
+def multiply_adds(layers) -> int:
+    """Forward multiply-adds of the weighted layers among `layers`: kernel sizes times output positions."""
+    return sum(
+        int(np.prod(layer.output.shape[1:-1])) * sum(int(np.prod(w.shape)) for w in layer.weights if "kernel" in w.path)
+        for layer in layers if is_weighted(layer)
+    )
+
+
+def epoch_work(
+    config: StudyConfig, train_images: int, all_images: int, candidates: list[Candidate] | None = None
+) -> dict[str, tuple[int, int]]:
+    """Multiply-adds of one epoch per candidate (default: the strategy's), (plain, cached): what a free cache would save.
+
+    Plain runs every image forward through the whole backbone, cached only through the layers above
+    the cut; both run the training images backward through those layers, about one forward of them
+    (the tuned kernels' gradients and the input gradients of the layers above). The head's two large
+    layers (forward, and backward at about twice that) are the same in both.
+    """
+    backbone = build_backbone(dataclasses.replace(config, weights="none"))
+    total = multiply_adds(all_layers(backbone))
+    head = int(np.prod(backbone.output_shape[1:])) * 128 + 128 * 64
+    work = {}
+    for candidate in candidates or make_candidates(config, backbone):
+        cut = find_cut(backbone, candidate)
+        above = total if cut is None else 0 if cut.suffix is None else multiply_adds(cut.suffix.layers)
+        backward = train_images * (above + 2 * head)
+        work[candidate.name] = (all_images * (total + head) + backward, all_images * (above + head) + backward)
+    return work
 
 
 def pretrain(model: str, args: argparse.Namespace, folder: str) -> str:
@@ -126,11 +161,16 @@ def benchmark_model(model: str, args: argparse.Namespace, folder: str) -> dict:
     plain, cached, default = runs["plain"], runs["cached"], runs["default"]
     names = list(plain[1])  # output end first
     depth_order = sorted(names)  # names start with the layer index, input end first
-    print(f"{model}: speedup per candidate (cached vs plain), input end first")
+    sizes = plain[5]
+    work = epoch_work(base, sizes["search_train"], sizes["search_train"] + sizes["search_val"])
+    print(f"{model}: speedup per candidate (cached vs plain), input end first; bound: the multiply-adds ratio")
     for name in depth_order:
-        print(f"  {name:45s} {plain[2][name]:7.2f} s -> {cached[2][name]:6.2f} s  x{plain[2][name] / cached[2][name]:.2f}")
+        print(f"  {name:45s} {plain[2][name]:7.2f} s -> {cached[2][name]:6.2f} s  x{plain[2][name] / cached[2][name]:.2f}"
+              f"  bound x{work[name][0] / work[name][1]:.2f}")
     top_third = depth_order[-max(1, len(depth_order) // 3):]
     top_speedup = sum(plain[2][n] for n in top_third) / sum(cached[2][n] for n in top_third)
+    top_bound = sum(work[n][0] for n in top_third) / sum(work[n][1] for n in top_third)
+    grid_bound = sum(plain for plain, _ in work.values()) / sum(cached for _, cached in work.values())
     same_default = default[3] == plain[3] or abs(default[1][default[3]] - plain[1][plain[3]]) <= 0.01
     return {
         "model": model,
@@ -139,7 +179,9 @@ def benchmark_model(model: str, args: argparse.Namespace, folder: str) -> dict:
         "cached_seconds": round(cached[0], 1),
         "default_seconds": round(default[0], 1),
         "grid_speedup": round(plain[0] / cached[0], 2),
+        "grid_bound": round(grid_bound, 2),
         "top_third_speedup": round(top_speedup, 2),
+        "top_third_bound": round(top_bound, 2),
         "default_speedup": round(plain[0] / default[0], 2),
         "same_winner_grid": cached[3] == plain[3],
         "same_winner_default": same_default,

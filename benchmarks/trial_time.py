@@ -4,6 +4,8 @@ MobileNetV2 at 224 px on the 10% split of a tf_flowers-sized set, using syntheti
 classes, like tf_flowers) and random weights, so it runs offline; the cost of a trial does not depend
 on the weights' values. Each trial's time is split into set-up (build, and the prefix pass when
 cached), the first epoch (which also traces the training graph) and the median later epoch.
+`multiply_adds_ratio` is what a cache that cost nothing would give if time followed arithmetic
+(see `search_speed.epoch_work`).
 
 With `--compare`, each candidate runs the plain way and then cached, and the run also trains the
 head alone from cached backbone features (Baseline I): every trial trains the head, so no candidate's
@@ -32,6 +34,7 @@ from study.candidates import Candidate, make_candidates  # noqa: E402
 from study.config import StudyConfig  # noqa: E402
 from study.data import load_splits  # noqa: E402
 from study.training import fine_tune, prefix_cache  # noqa: E402
+from search_speed import epoch_work  # noqa: E402  (this folder is on the path when run as a script)
 
 
 class EpochClock(keras.callbacks.Callback):
@@ -104,7 +107,9 @@ def main() -> None:
             print(json.dumps(time_trial(config, candidate, splits, train, val)), flush=True)
         return
     speedups = {}
-    for candidate in [*chosen, Candidate("head", ())]:
+    compared = [*chosen, Candidate("head", ())]
+    work = epoch_work(config, len(train[1]), len(train[1]) + len(val[1]), compared)
+    for candidate in compared:
         plain, cached = (
             time_trial(dataclasses.replace(config, prefix_cache=on), candidate, splits, train, val)
             for on in (False, True)
@@ -114,6 +119,7 @@ def main() -> None:
         speedups[candidate.name] = {
             "epoch_speedup": round(plain["epoch_seconds"] / cached["epoch_seconds"], 2),
             "trial_speedup": round(plain["trial_seconds"] / cached["trial_seconds"], 2),
+            "multiply_adds_ratio": round(work[candidate.name][0] / work[candidate.name][1], 2),
         }
     # The head trains in every trial, so its cached epoch is the cheapest any candidate's can be.
     print(json.dumps({"speedups": speedups, "epoch_speedup_bound": speedups["head"]["epoch_speedup"]}))
