@@ -114,7 +114,10 @@ class PrefixCache:
         for name, weights in self._tuned.items():
             layers[name].set_weights(weights)
         self._tuned = {name: layers[name].get_weights() for name in candidate.layers}
-        return self._backbone
+        # A new view of the same layers for each trial: the trial's model connects to the view, so the
+        # kept backbone does not collect every earlier trial's head and graphs (which made each
+        # trial's garbage collection slower than the last).
+        return keras.Model(self._backbone.input, self._backbone.output, name=self._backbone.name)
 
     @property
     def used_bytes(self) -> int:

@@ -63,6 +63,14 @@ class FusedAdam(keras.optimizers.Adam):
             grad=keras.ops.cast(gradient, dtype),
         )
 
+    def _all_reduce_sum_gradients(self, grads_and_vars):
+        # With one replica the sum is the gradient itself. Keras would still wrap it in
+        # tf.custom_gradient, which registers a gradient function for good on every trace: every
+        # trial's training graph would then stay in memory, and each garbage collection walk them all.
+        if tf.distribute.get_strategy().num_replicas_in_sync == 1:
+            return list(grads_and_vars)
+        return super()._all_reduce_sum_gradients(grads_and_vars)
+
 
 def build_head(num_classes: int) -> list[keras.layers.Layer]:
     """The paper's classifier head: Flatten, Dense(128), Dropout(0.5), Dense(64, relu), softmax."""

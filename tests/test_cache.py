@@ -1,6 +1,9 @@
+import gc
+
 import keras
 import numpy as np
 import pytest
+from tensorflow.python.framework.func_graph import FuncGraph
 
 from study.backbones import build_backbone, preprocessor
 from study.cache import PrefixCache, find_cut
@@ -60,6 +63,23 @@ def test_consecutive_trials_on_one_cache_equal_their_plain_trials():
         for a, b in zip(_weights(plain), _weights(cached)):
             np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-4)
     assert len(builds) == 1 + 3  # the cache built its backbone once; every plain trial builds its own
+
+
+def test_trials_on_one_cache_leave_no_model_or_graph_behind():
+    """A long study keeps one process: a trial must not leave its models or training graphs alive."""
+    config = StudyConfig(model="vgg16", weights="none", image_size=32, epochs=1, learning_rate=1e-3).validate()
+    train, validation = _data(config)
+    cache = PrefixCache(budget_bytes=2**30)
+
+    def alive_after(layers):
+        fine_tune(config, lambda: build_backbone(config), Candidate("c", layers), train, 3,
+                  validation=validation, cache=cache)
+        gc.collect()
+        objects = gc.get_objects()
+        return sum(isinstance(o, keras.Model) for o in objects), sum(isinstance(o, FuncGraph) for o in objects)
+
+    first = alive_after(("block5_conv1",))
+    assert alive_after(("block4_conv3",)) == first and alive_after(("block5_conv2",)) == first
 
 
 def test_residual_cut_caches_every_crossing_tensor():
