@@ -34,9 +34,10 @@ class TrainingResult:
 class FusedAdam(keras.optimizers.Adam):
     """Keras's Adam, each variable updated by TensorFlow's fused Adam kernel (`ResourceApplyAdam`).
 
-    The same update rule; Keras composes it from about ten element-wise ops per variable, whose
-    launch overhead at the paper's batch of 4, and whose memory traffic on the 8M-weight head at
-    224 px, cost more than many gradients. Models saved for users carry Keras's own Adam instead
+    The same update rule. Keras builds it from about ten element-wise ops per variable: at the
+    paper's batch of 4 their launch overhead, and on the 8M-weight head at 224 px their memory
+    traffic, cost more than the rest of a head-only training step (a head-only epoch at 224 px: 2.0 s
+    with Keras's Adam, 0.68 s with this). Models saved for users carry Keras's own Adam instead
     (`compile_model` before saving), so they load without this package.
 
     Example:
@@ -66,7 +67,7 @@ class FusedAdam(keras.optimizers.Adam):
     def _all_reduce_sum_gradients(self, grads_and_vars):
         # With one replica the sum is the gradient itself. Keras would still wrap it in
         # tf.custom_gradient, which registers a gradient function for good on every trace: every
-        # trial's training graph would then stay in memory, and each garbage collection walk them all.
+        # trial's training graph would then stay in memory, and every garbage collection would walk them all.
         if tf.distribute.get_strategy().num_replicas_in_sync == 1:
             return list(grads_and_vars)
         return super()._all_reduce_sum_gradients(grads_and_vars)
