@@ -18,14 +18,13 @@ cached epoch can be cheaper, and the plain epoch over it bounds the speedup any 
 """
 
 import argparse
+import dataclasses
 import json
 import os
 import statistics
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-
-import dataclasses  # noqa: E402
 
 import keras  # noqa: E402
 
