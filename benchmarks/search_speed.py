@@ -41,10 +41,11 @@ import optuna  # noqa: E402
 
 from study.backbones import build_backbone, preprocessor  # noqa: E402
 from study.cache import find_cut  # noqa: E402
-from study.candidates import Candidate, all_layers, is_weighted, make_candidates  # noqa: E402
+from study.candidates import all_layers, is_weighted, make_candidates  # noqa: E402
 from study.config import StudyConfig  # noqa: E402
-from study.samplers import PARAM  # noqa: E402
+from study.records import PARAM, score  # noqa: E402
 from study.search import run_search  # noqa: E402
+from study.strategies import Candidate  # noqa: E402
 from study.synthetic import synthetic_images  # noqa: E402
 
 
@@ -55,7 +56,7 @@ def run_grid(config: StudyConfig) -> tuple[float, dict[str, float], dict[str, fl
         outcome = run_search(config)
     wall = time.perf_counter() - started
     trials = outcome.study.get_trials(states=(optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED))
-    values = {t.params[PARAM]: _last_value(t) for t in trials}
+    values = {t.params[PARAM]: score(t) for t in trials}
     seconds = {t.params[PARAM]: t.user_attrs["seconds"] for t in trials}
     pruned = sum(t.state == optuna.trial.TrialState.PRUNED for t in trials)
     sizes = {split: len(index) for split, index in outcome.splits.indices.items()}
@@ -78,12 +79,6 @@ def _average_ranks(values: np.ndarray) -> np.ndarray:
         tied = values == value
         ranks[tied] = ranks[tied].mean()
     return ranks
-
-
-def _last_value(trial: optuna.trial.FrozenTrial) -> float:
-    if trial.value is not None:
-        return float(trial.value)
-    return float(trial.intermediate_values[max(trial.intermediate_values)])
 
 
 def multiply_adds(layers) -> int:

@@ -75,6 +75,16 @@ def block_delimiters(config: StudyConfig) -> tuple[str, ...]:
     return DEFAULT_DELIMITERS if config.is_model_file else BACKBONES[config.model].delimiters
 
 
+def block_pattern(config: StudyConfig) -> str | None:
+    """The backbone's block name pattern (study.strategies.block_groups), or None: delimiters decide.
+
+    Example:
+        >>> block_pattern(StudyConfig(model="vgg16").validate()) is None
+        True
+    """
+    return None if config.is_model_file else getattr(BACKBONES[config.model], "block_pattern", None)
+
+
 def preprocessor(config: StudyConfig) -> Callable[[np.ndarray], np.ndarray]:
     """The function that turns uint8 images into the backbone's float input.
 

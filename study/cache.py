@@ -19,9 +19,9 @@ from typing import Callable
 import keras
 import numpy as np
 
-from keras.src.ops.function import make_node_key
-
-from study.candidates import Candidate, all_layers
+from study.candidates import all_layers
+from study.compat import layer_node_in, producer_of
+from study.strategies import Candidate
 
 PREFIX_BATCH = 64  # images per forward pass of the frozen prefix
 
@@ -53,7 +53,7 @@ def find_cut(backbone: keras.Model, candidate: Candidate) -> Cut | None:
     """The cut below the candidate, or None when the first layer is tuned (nothing to cache).
 
     Example:
-        >>> vgg = keras.applications.VGG16(include_top=False, weights=None)
+        >>> vgg = keras.applications.VGG16(include_top=False, weights=None, input_shape=(32, 32, 3))
         >>> find_cut(vgg, Candidate("b5", ("block5_conv1",))).key
         ('block4_pool',)
     """
@@ -61,10 +61,10 @@ def find_cut(backbone: keras.Model, candidate: Candidate) -> Cut | None:
     live: set[int] = set()  # ids of layers that a tuned layer feeds, directly or not
     crossing: dict[int, object] = {}
     for layer in backbone.layers:
-        node = _node_in(backbone, layer)
+        node = layer_node_in(backbone, layer)
         if node is None:
             continue
-        producers = [t._keras_history[0] for t in node.input_tensors]
+        producers = [producer_of(t) for t in node.input_tensors]
         if _is_tuned(layer, tuned) or any(id(p) in live for p in producers):
             live.add(id(layer))
             for tensor, producer in zip(node.input_tensors, producers):
@@ -72,11 +72,11 @@ def find_cut(backbone: keras.Model, candidate: Candidate) -> Cut | None:
                     crossing.setdefault(id(tensor), tensor)
     if not live:  # nothing tuned: the whole backbone is the prefix
         outputs = list(backbone.outputs)
-        return Cut(tuple(t._keras_history[0].name for t in outputs), outputs, backbone)
+        return Cut(tuple(producer_of(t).name for t in outputs), outputs, backbone)
     tensors = list(crossing.values())
-    if all(isinstance(t._keras_history[0], keras.layers.InputLayer) for t in tensors):
+    if all(isinstance(producer_of(t), keras.layers.InputLayer) for t in tensors):
         return None
-    return Cut(tuple(t._keras_history[0].name for t in tensors), tensors, backbone)
+    return Cut(tuple(producer_of(t).name for t in tensors), tensors, backbone)
 
 
 class PrefixCache:
@@ -86,8 +86,8 @@ class PrefixCache:
     of their cuts as fit in the free budget are computed in the same forward pass.
 
     Example:
-        >>> cache = PrefixCache(budget_bytes=2 * 2**30, planned=candidates)
-        >>> activations = cache.activations(cut, "search_train", images, seed=0)
+        >>> cache = PrefixCache(budget_bytes=2 * 2**30, planned=[])
+        >>> activations = cache.activations(cut, "search_train", images, seed=0)  # doctest: +SKIP
     """
 
     def __init__(self, budget_bytes: int | None = None, planned: list[Candidate] = ()):
@@ -106,7 +106,7 @@ class PrefixCache:
         layers the previous trial tuned get their built weights back. Another seed builds another one.
 
         Example:
-            >>> backbone = cache.backbone(lambda: build_backbone(config), seed=0, candidate=candidate)
+            >>> backbone = cache.backbone(lambda: build_backbone(config), seed=0, candidate=candidate)  # doctest: +SKIP
         """
         if self._backbone is None or self._backbone_seed != seed:
             self._backbone, self._backbone_seed, self._tuned = fresh_backbone(build, seed), seed, {}
@@ -201,13 +201,3 @@ def _is_tuned(layer: keras.layers.Layer, tuned: set[str]) -> bool:
     if isinstance(layer, keras.Model):
         return any(_is_tuned(inner, tuned) for inner in layer.layers)
     return layer.name in tuned
-
-
-def _node_in(model: keras.Model, layer: keras.layers.Layer):
-    """The node through which `layer` takes part in `model`'s graph (None for input layers)."""
-    if isinstance(layer, keras.layers.InputLayer):
-        return None
-    for index, node in enumerate(layer._inbound_nodes):
-        if make_node_key(layer, index) in model._nodes:
-            return node
-    return None

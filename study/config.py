@@ -7,14 +7,10 @@ import os
 from pathlib import Path
 
 from study.errors import StudyError
+from study.strategies import STRATEGIES as STRATEGY_REGISTRY
 
 MODELS = ("vgg16", "mobilenet", "mobilenet_v2", "mobilenet_v3_small", "resnet50", "resnet50_v2")
-STRATEGIES = ("layer", "block", "window", "topk", "head", "full", "random", "all")
-SAMPLERS = ("grid", "tpe", "random")
-PRUNERS = ("median", "halving", "hyperband", "none")
 DATASETS = ("tf_flowers", "synthetic")
-INPUT_SCALINGS = ("model", "unit")
-SELECT_ON = ("val", "test")
 # Pooling and residual merges end blocks; each backbone may override (study.backbones).
 DEFAULT_DELIMITERS = ("MaxPooling2D", "AveragePooling2D", "Add")
 
@@ -22,6 +18,26 @@ DEFAULT_DELIMITERS = ("MaxPooling2D", "AveragePooling2D", "Add")
 # The prefix cache does not change results (tests hold it to that), so it is run-only too.
 RUN_ONLY_FIELDS = ("n_trials", "skip_final", "storage", "study_name", "artifact_dir", "repeats",
                    "prefix_cache", "cache_budget_gb", "workers")
+
+
+def _option(default, help: str, *, flag: str | None = None, choices: tuple | None = None,
+            metavar: str | None = None, minimum: int | None = None):
+    """A configuration field with what the command line needs to offer it (study.run builds the parser)
+    and the checks `validate` makes (its choices, its minimum)."""
+    return dataclasses.field(
+        default=default,
+        metadata={"help": help, "flag": flag, "choices": choices, "metavar": metavar, "minimum": minimum},
+    )
+
+
+def choices(field: str) -> tuple:
+    """The allowed values of a field that has a fixed set of them.
+
+    Example:
+        >>> choices("sampler")
+        ('grid', 'tpe', 'random')
+    """
+    return next(f for f in dataclasses.fields(StudyConfig) if f.name == field).metadata["choices"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,40 +50,57 @@ class StudyConfig:
         'synthetic-mobilenet_v2-block'
     """
 
-    model: str = "mobilenet_v2"
-    weights: str = "imagenet"
-    dataset: str = "tf_flowers"
-    data_dir: str | None = None
-    image_size: int = 224
-    strategy: str = "block"
-    sampler: str = "grid"
-    n_trials: int | None = None
-    pruner: str = "median"
-    pruner_warmup: int = 5
-    epochs: int = 50
-    batch_size: int = 4
-    learning_rate: float = 5e-5
-    storage: str = "sqlite:///storage/studies.db"
-    artifact_dir: str = "storage/artifacts"
-    study_name: str | None = None
-    seed: int = 0
-    skip_final: bool = False
-    repeats: int = 1
-    delimiters: tuple[str, ...] | None = None  # None: the backbone's default
-    window_size: int = 3
-    random_k: int = 3
-    random_draws: int = 5
-    top_k: int = 3  # topk: how many of the layer-wise study's best layers are tuned together
-    test_fraction: float = 0.3
-    search_train_fraction: float = 0.1
-    search_val_fraction: float = 0.2
-    select_on: str = "val"
-    input_scaling: str = "model"
-    synthetic_size: int = 250
-    prefix_cache: bool = True
-    cache_budget_gb: float | None = None  # None: half of the memory available at start
-    synthetic_classes: int = 5
-    workers: int = 1  # processes sharing the study (study.workers), one GPU each if any
+    model: str = _option("mobilenet_v2", "backbone: a keras.applications name or a saved .keras model",
+                         metavar="NAME|PATH")
+    features_layer: str | None = _option(None, "a saved model with its classifier still on top: the layer whose "
+                                               "output feeds the new head", metavar="NAME")
+    weights: str = _option("imagenet", "'imagenet', 'none' (random), or a weights file", metavar="imagenet|none|PATH")
+    dataset: str = _option("tf_flowers", "tf_flowers, synthetic (built in, offline) or tfds:NAME", metavar="NAME")
+    data_dir: str | None = _option(None, "a folder with one sub-folder of images per class (replaces --dataset)",
+                                   metavar="DIR")
+    image_size: int = _option(224, "square input size in pixels (at least 32)", metavar="PX", minimum=32)
+    strategy: str = _option("block", "which layer groups to search ('all': the paper's whole protocol)",
+                            choices=(*STRATEGY_REGISTRY, "all"))
+    sampler: str = _option("grid", "grid: every candidate once, output end first; tpe/random: Optuna's",
+                           choices=("grid", "tpe", "random"))
+    n_trials: int | None = _option(None, "trials to run now (default: grid: every candidate left; "
+                                         "tpe/random: as many as candidates)", metavar="N")
+    pruner: str = _option("median", "how hopeless trials stop early", choices=("median", "halving", "hyperband", "none"))
+    pruner_warmup: int = _option(5, "epochs of evidence a trial gets before it may be pruned", metavar="EPOCHS", minimum=0)
+    epochs: int = _option(50, "training epochs per trial and in the final stage", metavar="N", minimum=1)
+    batch_size: int = _option(4, "images per training step", metavar="N", minimum=1)
+    learning_rate: float = _option(5e-5, "Adam's learning rate", metavar="LR")
+    storage: str = _option("sqlite:///storage/studies.db", "any Optuna (SQLAlchemy) storage URL", metavar="URL")
+    artifact_dir: str = _option("storage/artifacts", "where saved models and figures go (Optuna artifact store)",
+                                metavar="DIR")
+    study_name: str | None = _option(None, "study to create or resume (default: {dataset}-{model}-{strategy})",
+                                     metavar="NAME")
+    seed: int = _option(0, "seeds the splits, the sampler, the synthetic data and training", metavar="N", minimum=0)
+    skip_final: bool = _option(False, "search only: no final stage")
+    repeats: int = _option(1, "final stage: retrain the winner with this many seeds", metavar="N", minimum=1)
+    delimiters: tuple[str, ...] | None = _option(None, "layer classes that end a block, comma-separated "
+                                                       "(default: per model)", metavar="CLASS,...")
+    window_size: int = _option(3, "window strategy: weighted layers per sliding window", metavar="N", minimum=1)
+    random_k: int = _option(3, "random strategy: layers per candidate", metavar="K", minimum=1)
+    random_draws: int = _option(5, "random strategy: number of candidates", metavar="N", minimum=1)
+    top_k: int = _option(3, "topk strategy: how many of the layer-wise study's best layers to tune together",
+                         metavar="K", minimum=1)
+    test_fraction: float = _option(0.3, "test split, fraction of every class", metavar="F")
+    search_train_fraction: float = _option(0.1, "search-train split, fraction of every class (from the pool)",
+                                           metavar="F")
+    search_val_fraction: float = _option(0.2, "search-val split, fraction of every class (from the pool)",
+                                         metavar="F")
+    select_on: str = _option("val", "the split the search selects on (test: the paper's choice, leaks the test "
+                                    "split)", choices=("val", "test"))
+    input_scaling: str = _option("model", "model: each backbone's preprocess_input; unit: the paper's 0..1",
+                                 choices=("model", "unit"))
+    synthetic_size: int = _option(250, "synthetic data set: number of images", metavar="N")
+    prefix_cache: bool = _option(True, "recompute the frozen layers every epoch (the plain way)",
+                                 flag="--no-prefix-cache")
+    cache_budget_gb: float | None = _option(None, "memory for cached prefix activations (default: half of the "
+                                                  "free memory)", metavar="GB")
+    synthetic_classes: int = _option(5, "synthetic data set: number of classes", metavar="N", minimum=2)
+    workers: int = _option(1, "processes sharing the study (one GPU each when there are GPUs)", metavar="N", minimum=1)
 
     @property
     def dataset_label(self) -> str:
@@ -116,11 +149,9 @@ class StudyConfig:
 
     def validate(self) -> "StudyConfig":
         """Return self if every value is usable, else raise StudyError naming the bad one."""
-        _check_choice("--strategy", self.strategy, STRATEGIES)
-        _check_choice("--sampler", self.sampler, SAMPLERS)
-        _check_choice("--pruner", self.pruner, PRUNERS)
-        _check_choice("--input-scaling", self.input_scaling, INPUT_SCALINGS)
-        _check_choice("--select-on", self.select_on, SELECT_ON)
+        for field in dataclasses.fields(self):
+            if field.metadata.get("choices"):
+                _check_choice(f"--{field.name.replace('_', '-')}", getattr(self, field.name), field.metadata["choices"])
         if self.strategy == "all" and self.study_name:
             raise StudyError(
                 "--study-name cannot be used with --strategy all: each strategy gets its own study, "
@@ -145,21 +176,10 @@ class StudyConfig:
                 f"--dataset {self.dataset!r} is unknown; use tf_flowers, synthetic, tfds:NAME "
                 "or --data-dir DIR"
             )
-        for flag, value, low in (
-            ("--image-size", self.image_size, 32),
-            ("--epochs", self.epochs, 1),
-            ("--batch-size", self.batch_size, 1),
-            ("--window-size", self.window_size, 1),
-            ("--random-k", self.random_k, 1),
-            ("--random-draws", self.random_draws, 1),
-            ("--repeats", self.repeats, 1),
-            ("--top-k", self.top_k, 1),
-            ("--pruner-warmup", self.pruner_warmup, 0),
-            ("--synthetic-classes", self.synthetic_classes, 2),
-            ("--workers", self.workers, 1),
-        ):
-            if value < low:
-                raise StudyError(f"{flag} must be at least {low} (got {value})")
+        for field in dataclasses.fields(self):
+            low, value = field.metadata.get("minimum"), getattr(self, field.name)
+            if low is not None and value < low:
+                raise StudyError(f"--{field.name.replace('_', '-')} must be at least {low} (got {value})")
         if self.cache_budget_gb is not None and self.cache_budget_gb < 0:
             raise StudyError(f"--cache-budget-gb must be 0 or more (got {self.cache_budget_gb})")
         if self.n_trials is not None and self.n_trials < 1:

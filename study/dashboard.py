@@ -4,7 +4,7 @@ interactive plots, and PNG copies of them as artifacts (next to the saved final 
 Everything is idempotent: notes and plots are overwritten in place, a PNG is uploaded once.
 
 Example:
-    publish(optuna.load_study(study_name="synthetic-vgg16-block", storage=url), "storage/artifacts")
+    publish([optuna.load_study(study_name="synthetic-vgg16-block", storage=url)], "storage/artifacts")
 """
 
 from __future__ import annotations
@@ -17,38 +17,32 @@ from pathlib import Path
 import optuna
 import optuna_dashboard
 
-from study.report import (
-    STRATEGY_TEXT,
-    StudyRecord,
-    candidates_figure,
-    final_figure,
-    learning_curves_figure,
-    parameters_figure,
-    record_of,
-    score,
-)
+from study.records import CLASSES, LAYER_PARAMS, LAYERS, SPLITS, TRAINABLE_PARAMS, final_candidate, score
+from study.report.figures import candidates_figure, final_figure, learning_curves_figure, parameters_figure
+from study.report.studies import StudyRecord, record_of
+from study.strategies import STRATEGIES
 
 
 def study_note(record: StudyRecord) -> str:
     """The study's note (markdown): what was searched, the winner, its test accuracy.
 
     Example:
-        >>> print(study_note(record_of(study)).splitlines()[0])
+        >>> print(study_note(record_of(study)).splitlines()[0])  # doctest: +SKIP
         ## synthetic-vgg16-block: BW on vgg16 / synthetic
     """
     c = record.config
     finished = record.finished()
     pruned = sum(1 for t in finished.values() if t.state.name == "PRUNED")
-    counts = record.attrs.get("splits", {}).get("counts", {})
+    counts = record.attrs.get(SPLITS, {}).get("counts", {})
     size = {split: sum(per_class.values()) for split, per_class in counts.items()}
     select = "search-val" if c.select_on == "val" else "test"
     lines = [
         f"## {record.name}: {record.label} on {record.model} / {record.dataset}",
         "",
-        f"**Searched:** {len(record.candidates)} candidate(s), {STRATEGY_TEXT.get(c.strategy, c.strategy)}"
+        f"**Searched:** {len(record.candidates)} candidate(s), {STRATEGIES[c.strategy].description}"
         + (f" (K = {c.top_k})" if c.strategy == "topk" else "")
         + f". Each was fine-tuned with the classifier head on the search-train split ({size.get('search_train', '?')} "
-        f"images, {len(record.attrs.get('classes', []))} classes) for {c.epochs} epochs (Adam {c.learning_rate:g}, "
+        f"images, {len(record.attrs.get(CLASSES, []))} classes) for {c.epochs} epochs (Adam {c.learning_rate:g}, "
         f"batch {c.batch_size}), everything else frozen, and scored on the {select} split "
         f"({size.get('search_val' if c.select_on == 'val' else 'test', '?')} images). "
         f"{len(finished)} finished ({pruned} pruned).",
@@ -56,13 +50,13 @@ def study_note(record: StudyRecord) -> str:
     best = record.best_candidate()
     if best is not None:
         trial = finished[best]
-        lines += ["", f"**Winner:** `{best}` ({len(trial.user_attrs.get('layers', []))} layer(s), "
-                      f"{trial.user_attrs.get('trainable_params', 0):,} trainable parameters with the head), "
+        lines += ["", f"**Winner:** `{best}` ({len(trial.user_attrs.get(LAYERS, []))} layer(s), "
+                      f"{trial.user_attrs.get(TRAINABLE_PARAMS, 0):,} trainable parameters with the head), "
                       f"validation accuracy **{score(trial):.4f}** (trial {trial.number})."]
     final = record.final
     if final:
         runs = ", ".join(f"seed {s}: {final['runs'][str(s)]['test_accuracy']:.4f}" for s in final["seeds"])
-        lines += ["", f"**Final stage:** `{final['candidate']}` retrained on the 70% pool ({size.get('pool', '?')} "
+        lines += ["", f"**Final stage:** `{final_candidate(final)}` retrained on the 70% pool ({size.get('pool', '?')} "
                       f"images) and tested on the held-out 30% ({size.get('test', '?')} images): test accuracy "
                       f"**{final['mean']:.4f} ± {math.sqrt(final['variance']):.4f}** (mean ± std over "
                       f"{len(final['test_accuracy'])} seed(s), variance {final['variance']:.6f}); {runs}.",
@@ -76,7 +70,7 @@ def study_note(record: StudyRecord) -> str:
 def study_figures(record: StudyRecord) -> dict[str, object]:
     """The report's figures of one study, by a stable id (the dashboard overwrites by id)."""
     figs = {}
-    if record.attrs.get("layer_params"):
+    if record.attrs.get(LAYER_PARAMS):
         figs["parameters-per-layer"] = parameters_figure(record)
     if record.finished():
         if len(record.candidates) > 1:
@@ -91,7 +85,7 @@ def publish(studies: list[optuna.Study], artifact_dir: str) -> None:
     PNGs need kaleido and a Chrome or Chromium; without them the interactive plots are still saved.
 
     Example:
-        >>> publish([study], "storage/artifacts")
+        >>> publish([study], "storage/artifacts")  # doctest: +SKIP
     """
     pending: list[tuple[optuna.Study, str, object]] = []
     records: list[StudyRecord] = []

@@ -1,6 +1,6 @@
 """Images in, stratified splits out: tf_flowers (tfds), a folder of class sub-folders, or synthetic.
 
-Splits follow DESIGN.md: test is 30% of every class, the pool the other 70%; search-train (10%)
+Splits follow docs/design.md (the contracts): test is 30% of every class, the pool the other 70%; search-train (10%)
 and search-val (20%) are drawn from the pool. All of it is deterministic from the seed.
 """
 
@@ -34,6 +34,7 @@ class Splits:
     labels: np.ndarray
     class_names: list[str]
     indices: dict[str, np.ndarray]
+    seed: int = 0  # the seed of the split; the repeats' draws derive from it
 
     @property
     def num_classes(self) -> int:
@@ -43,6 +44,34 @@ class Splits:
         """Images and integer labels of one split."""
         index = self.indices[split]
         return self.images[index], self.labels[index]
+
+    def search_draw(self, repeat: int) -> tuple[np.ndarray, np.ndarray]:
+        """Search-train and search-val indices of repeat `repeat` (`--search-repeats`).
+
+        Repeat 0 is the study's own search-train and search-val split. Every later repeat draws
+        both anew from the 70% pool, per class and of the same sizes, from (seed, repeat) alone,
+        so every candidate sees the same images in the same repeat (paired comparisons) and the
+        test split is never touched.
+
+        Example:
+            >>> splits = Splits(np.zeros((100, 1, 1, 3), np.uint8), np.repeat([0, 1], 50), ["a", "b"],
+            ...                 stratified_split(np.repeat([0, 1], 50), seed=0))
+            >>> train, val = splits.search_draw(1)
+            >>> len(train), len(val), bool(np.isin(train, splits.indices["pool"]).all())
+            (10, 20, True)
+        """
+        if repeat == 0:
+            return self.indices["search_train"], self.indices["search_val"]
+        rng = np.random.default_rng([self.seed, repeat])
+        pool, train, val = self.indices["pool"], [], []
+        for label in range(self.num_classes):
+            members = pool[self.labels[pool] == label]
+            n_train = int(np.sum(self.labels[self.indices["search_train"]] == label))
+            n_val = int(np.sum(self.labels[self.indices["search_val"]] == label))
+            members = rng.permutation(members)
+            train.append(members[:n_train])
+            val.append(members[n_train : n_train + n_val])
+        return np.sort(np.concatenate(train)), np.sort(np.concatenate(val))
 
     def counts(self) -> dict[str, dict[str, int]]:
         """Images per class in every split, as recorded in the study."""
@@ -74,7 +103,7 @@ def load_splits(config: StudyConfig) -> Splits:
         search_val=config.search_val_fraction,
         class_names=class_names,
     )
-    return Splits(images, labels, class_names, indices)
+    return Splits(images, labels, class_names, indices, seed=config.seed)
 
 
 def load_images(config: StudyConfig) -> tuple[np.ndarray, np.ndarray, list[str]]:
@@ -93,7 +122,7 @@ def load_image_folder(data_dir: str, image_size: int) -> tuple[np.ndarray, np.nd
     """Read a folder with one sub-folder of images per class (e.g. an extracted flower_photos).
 
     Example:
-        >>> images, labels, names = load_image_folder("flower_photos", 224)
+        >>> images, labels, names = load_image_folder("flower_photos", 224)  # doctest: +SKIP
     """
     root = Path(data_dir)
     if not root.is_dir():

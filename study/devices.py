@@ -51,7 +51,8 @@ class Device:
         """True if `error` says the device ran out of memory (so a smaller batch may fit).
 
         Example:
-            >>> device.is_out_of_memory(tf.errors.ResourceExhaustedError(None, None, "OOM"))
+            >>> import tensorflow as tf
+            >>> current_device().is_out_of_memory(tf.errors.ResourceExhaustedError(None, None, "OOM"))
             True
         """
         if isinstance(error, self._tf.errors.ResourceExhaustedError):
@@ -80,7 +81,7 @@ def pin_worker(worker: int, tf_module=None) -> str | None:
     GPU name, or None on a machine without GPUs. The other GPUs stay free for the other workers.
 
     Example:
-        >>> pin_worker(1)          # in worker process 1, before building any model
+        >>> pin_worker(1)          # in worker process 1, before building any model  # doctest: +SKIP
         '/physical_device:GPU:1'
     """
     if tf_module is None:

@@ -8,4 +8,6 @@ class StudyError(Exception):
 
     Example:
         >>> raise StudyError("--epochs must be at least 1 (got 0)")
+        Traceback (most recent call last):
+        study.errors.StudyError: --epochs must be at least 1 (got 0)
     """

@@ -6,11 +6,11 @@ import tempfile
 from pathlib import Path
 
 import keras
-import numpy as np
 import optuna
 
 from study.backbones import build_backbone, preprocessor
 from study.config import StudyConfig
+from study.records import FINAL, PARAM, add_final_run, final_candidate, new_final
 from study.search import SearchOutcome
 from study.training import compile_model, fine_tune, prefix_cache
 
@@ -22,17 +22,18 @@ def run_final(config: StudyConfig, outcome: SearchOutcome) -> dict:
     their mean and variance, and the artifact id of the saved model (first seed).
 
     Example:
-        >>> final = run_final(config, run_search(config))
-        >>> final["mean"]
+        >>> final = run_final(config, run_search(config))  # doctest: +SKIP
+        >>> final["mean"]  # doctest: +SKIP
+        0.41
     """
     study = outcome.study
     best = study.best_trial
-    name = best.params["candidate"]
+    name = best.params[PARAM]
     candidate = next(c for c in outcome.candidates if c.name == name)
     seeds = [config.seed + i for i in range(config.repeats)]
-    final = study.user_attrs.get("final") or {}
-    if final.get("candidate") != name:  # the best candidate changed: earlier results do not apply
-        final = {"candidate": name, "layers": list(candidate.layers), "trial": best.number, "runs": {}}
+    final = study.user_attrs.get(FINAL) or {}
+    if final_candidate(final) != name:  # the best candidate changed: earlier results do not apply
+        final = new_final(name, list(candidate.layers), best.number)
     missing = [seed for seed in seeds if str(seed) not in final["runs"]]
     if missing:
         preprocess = preprocessor(config)
@@ -53,31 +54,17 @@ def run_final(config: StudyConfig, outcome: SearchOutcome) -> dict:
         )
         scores = result.model.evaluate(*test, batch_size=max(config.batch_size, 32), verbose=0, return_dict=True)
         accuracy = float(scores["accuracy"])
-        final["runs"][str(seed)] = {
-            "test_accuracy": accuracy,
-            "train_accuracy": result.history["accuracy"][-1],
-            "seconds": round(result.seconds, 3),
-        }
+        add_final_run(final, seed, accuracy, result.history["accuracy"][-1], round(result.seconds, 3), config.select_on)
         if "artifact_id" not in final:
             final["artifact_id"] = _save_model(config, study, result.model, name)
         print(f"  seed {seed}: test accuracy {accuracy:.4f} ({result.seconds:.1f} s)", flush=True)
-        _store(study, final, config)  # after every seed, so an interruption loses at most one
+        study.set_user_attr(FINAL, final)  # after every seed, so an interruption loses at most one
     print(
         f"final: {name}: test accuracy {final['mean']:.4f}"
         + (f" (mean of {len(final['test_accuracy'])}, variance {final['variance']:.6f})" if len(final["test_accuracy"]) > 1 else ""),
         flush=True,
     )
     return final
-
-
-def _store(study: optuna.Study, final: dict, config: StudyConfig) -> None:
-    accuracies = [run["test_accuracy"] for run in final["runs"].values()]
-    final["seeds"] = [int(seed) for seed in final["runs"]]
-    final["test_accuracy"] = accuracies
-    final["mean"] = float(np.mean(accuracies))
-    final["variance"] = float(np.var(accuracies))
-    final["select_on"] = config.select_on
-    study.set_user_attr("final", final)
 
 
 def _save_model(config: StudyConfig, study: optuna.Study, model, name: str) -> str:

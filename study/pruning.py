@@ -8,52 +8,56 @@ from typing import Callable, TypeVar
 import keras
 import optuna
 
+from study.compat import set_trial_system_attr
 from study.config import StudyConfig
-from study.devices import Device, current_device
+from study.devices import Device
+from study.records import BATCH_SIZE, OUT_OF_MEMORY, PRUNE_REASON
 
-OUT_OF_MEMORY = "out_of_memory"  # trial system attr: the batch sizes that did not fit the device
 Result = TypeVar("Result")
+PRUNERS = {
+    "median": optuna.pruners.MedianPruner,
+    "halving": optuna.pruners.SuccessiveHalvingPruner,
+    "hyperband": optuna.pruners.HyperbandPruner,
+    "none": optuna.pruners.NopPruner,
+}
 
 
-def make_pruner(config: StudyConfig, device: Device | None = None) -> "GpuAwarePruner":
-    """The pruner for `--pruner`, never pruning before `--pruner-warmup` epochs, on `device`.
+def make_pruner(config: StudyConfig) -> optuna.pruners.BasePruner:
+    """The pruner for `--pruner`, never pruning before `--pruner-warmup` epochs, GPU-aware.
 
     Example:
-        >>> make_pruner(StudyConfig(pruner="median").validate()).pruner  # doctest: +ELLIPSIS
-        <optuna.pruners._median.MedianPruner object at ...>
+        >>> type(make_pruner(StudyConfig(pruner="hyperband").validate())).__mro__[1].__name__
+        'HyperbandPruner'
     """
     warmup = min(config.pruner_warmup, config.epochs - 1)
-    if config.pruner == "median":
-        inner = optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=warmup)
-    elif config.pruner == "halving":
-        inner = optuna.pruners.SuccessiveHalvingPruner(min_resource=max(1, warmup))
-    elif config.pruner == "hyperband":
-        inner = optuna.pruners.HyperbandPruner(min_resource=max(1, warmup), max_resource=config.epochs)
-    else:
-        inner = optuna.pruners.NopPruner()
-    return GpuAwarePruner(inner, device or current_device())
+    arguments = {
+        "median": dict(n_startup_trials=3, n_warmup_steps=warmup),
+        "halving": dict(min_resource=max(1, warmup)),
+        "hyperband": dict(min_resource=max(1, warmup), max_resource=config.epochs),
+        "none": {},
+    }[config.pruner]
+    return gpu_aware(PRUNERS[config.pruner])(**arguments)
 
 
-class GpuAwarePruner(optuna.pruners.BasePruner):
-    """The chosen pruner, plus the device this worker trains on.
+def gpu_aware(pruner_class: type[optuna.pruners.BasePruner]) -> type[optuna.pruners.BasePruner]:
+    """A subclass of `pruner_class` that also prunes every trial that does not fit the device.
 
-    Curves are judged by the wrapped pruner; a trial that does not fit the device (marked by
-    `fit_or_prune`) is always pruned, whatever its curve says. Each worker process has its own
-    instance, so `device` is that worker's GPU.
+    Curves are judged by the chosen pruner; a trial marked by `fit_or_prune` as out of device
+    memory is always pruned. A subclass, not a wrapper, so that Optuna still recognises the pruner
+    (its samplers read a HyperbandPruner's brackets by type).
 
     Example:
-        >>> pruner = GpuAwarePruner(optuna.pruners.MedianPruner(), current_device())
-        >>> study = optuna.create_study(pruner=pruner, direction="maximize")
+        >>> pruner = gpu_aware(optuna.pruners.MedianPruner)()
+        >>> isinstance(pruner, optuna.pruners.MedianPruner)
+        True
     """
 
-    def __init__(self, pruner: optuna.pruners.BasePruner, device: Device):
-        self.pruner = pruner
-        self.device = device
+    class GpuAware(pruner_class):
+        def prune(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> bool:
+            return OUT_OF_MEMORY in trial.system_attrs or super().prune(study, trial)
 
-    def prune(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> bool:
-        if OUT_OF_MEMORY in trial.system_attrs:
-            return True
-        return self.pruner.prune(study, trial)
+    GpuAware.__name__ = GpuAware.__qualname__ = f"GpuAware{pruner_class.__name__}"
+    return GpuAware
 
 
 def fit_or_prune(
@@ -65,11 +69,11 @@ def fit_or_prune(
     half the batch ends PRUNED (not FAIL) with user attr `prune_reason`, and the study goes on.
 
     Example:
-        >>> result = fit_or_prune(trial, lambda size: fine_tune(..., batch_size=size), 4, device)
+        >>> result = fit_or_prune(trial, lambda size: fine_tune(..., batch_size=size), 4, device)  # doctest: +SKIP
     """
     sizes = [batch_size] if batch_size == 1 else [batch_size, max(1, batch_size // 2)]
     for size in sizes:
-        trial.set_user_attr("batch_size", size)
+        trial.set_user_attr(BATCH_SIZE, size)
         try:
             return train(size)
         except (optuna.TrialPruned, KeyboardInterrupt):
@@ -82,8 +86,8 @@ def fit_or_prune(
     reason = (
         f"out of memory on {device.name} at batch size {' and '.join(map(str, sizes))} ({detail})"
     )
-    trial.set_user_attr("prune_reason", reason)
-    trial.storage.set_trial_system_attr(trial._trial_id, OUT_OF_MEMORY, sizes)
+    trial.set_user_attr(PRUNE_REASON, reason)
+    set_trial_system_attr(trial.study, trial, OUT_OF_MEMORY, sizes)
     raise optuna.TrialPruned(reason)
 
 
@@ -93,7 +97,7 @@ class ReportToTrial(keras.callbacks.Callback):
     The epochs reported before pruning stay in the trial (its curve).
 
     Example:
-        >>> model.fit(x, y, validation_data=(xv, yv), callbacks=[ReportToTrial(trial)])
+        >>> model.fit(x, y, validation_data=(xv, yv), callbacks=[ReportToTrial(trial)])  # doctest: +SKIP
     """
 
     def __init__(self, trial: optuna.Trial, monitor: str = "val_accuracy"):
@@ -108,5 +112,5 @@ class ReportToTrial(keras.callbacks.Callback):
         self.trial.report(float(value), step=epoch + 1)
         if self.trial.should_prune():
             reason = f"pruned after epoch {epoch + 1}: {self.monitor}={value:.4f}"
-            self.trial.set_user_attr("prune_reason", reason)
+            self.trial.set_user_attr(PRUNE_REASON, reason)
             raise optuna.TrialPruned(reason)

@@ -13,29 +13,23 @@ from optuna.trial import TrialState
 
 from study.config import StudyConfig
 from study.errors import StudyError
-from study.samplers import finished_candidates
+from study.records import CANDIDATES, CONFIG, LAYERS, PARAM, SPLITS, finished_candidates, rank_key
 
 
 def rank_layers(study: optuna.Study) -> list[str]:
     """Layer names of a layer-wise study, best first; ties keep the input-end-first order.
 
     Example:
-        >>> rank_layers(optuna.load_study(study_name="synthetic-vgg16-layer", storage=url))[:3]
+        >>> rank_layers(optuna.load_study(study_name="synthetic-vgg16-layer", storage=url))[:3]  # doctest: +SKIP
         ['block5_conv3', 'block4_conv1', 'block5_conv1']
     """
-    position = {c["name"]: i for i, c in enumerate(study.user_attrs.get("candidates", []))}
-    layers = {c["name"]: c["layers"] for c in study.user_attrs.get("candidates", [])}
+    position = {c["name"]: i for i, c in enumerate(study.user_attrs.get(CANDIDATES, []))}
+    layers = {c["name"]: c[LAYERS] for c in study.user_attrs.get(CANDIDATES, [])}
     best: dict[str, tuple[int, float]] = {}  # candidate -> (0 complete / 1 pruned, -score)
     for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)):
-        name = trial.params.get("candidate")
-        if name not in layers:
-            continue
-        if trial.state == TrialState.COMPLETE:
-            key = (0, -float(trial.value))
-        else:
-            steps = trial.intermediate_values
-            key = (1, -float(steps[max(steps)]) if steps else float("inf"))
-        best[name] = min(best.get(name, key), key)
+        name = trial.params.get(PARAM)
+        if name in layers:
+            best[name] = min(best.get(name, rank_key(trial)), rank_key(trial))
     ranked = sorted(best, key=lambda name: (best[name], position[name]))
     return [layer for name in ranked for layer in layers[name]]
 
@@ -47,7 +41,7 @@ def layer_ranking(config: StudyConfig, storage: optuna.storages.BaseStorage, fin
     other options or from other images.
 
     Example:
-        >>> layer_ranking(config, open_storage(config.storage), splits.fingerprint())[: config.top_k]
+        >>> layer_ranking(config, open_storage(config.storage), splits.fingerprint())[: config.top_k]  # doctest: +SKIP
     """
     layer_config = dataclasses.replace(config, strategy="layer", study_name=None)
     name = layer_config.name
@@ -56,18 +50,18 @@ def layer_ranking(config: StudyConfig, storage: optuna.storages.BaseStorage, fin
         "(or `--strategy all`, which runs it before top-k)"
     )
     names = {s.study_name: s for s in optuna.get_all_study_summaries(storage, include_best_trial=False)}
-    if name not in names or "config" not in names[name].user_attrs:
+    if name not in names or CONFIG not in names[name].user_attrs:
         raise StudyError(f"--strategy topk needs the layer-wise study {name!r}, which is not in {config.storage}; {run_first}")
     study = optuna.load_study(study_name=name, storage=storage)
-    changed = layer_config.differences(study.user_attrs["config"])
+    changed = layer_config.differences(study.user_attrs[CONFIG])
     if changed:
         raise StudyError(
             f"the layer-wise study {name!r} was made with other options ({'; '.join(changed)}); "
             "run topk with the same options as the layer-wise study"
         )
-    if study.user_attrs.get("splits", {}).get("fingerprint") != fingerprint:
+    if study.user_attrs.get(SPLITS, {}).get("fingerprint") != fingerprint:
         raise StudyError(f"the layer-wise study {name!r} was made from other images; {run_first}")
-    left = {c["name"] for c in study.user_attrs["candidates"]} - finished_candidates(study)
+    left = {c["name"] for c in study.user_attrs[CANDIDATES]} - finished_candidates(study)
     if left:
         raise StudyError(
             f"--strategy topk needs the layer-wise study {name!r} finished, but {len(left)} layer(s) "

@@ -19,8 +19,9 @@ from typing import Callable
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-OWNER = "owner"  # trial system attr: {"host", "pid", "boot", "started"} of the process running it
-FAIL_REASON = "fail_reason"  # trial system attr: why the tool (not the objective) failed it
+from study.compat import fail_trial, set_trial_system_attr
+from study.records import CANDIDATES, FAIL_REASON, FINAL, OWNER, finished_candidates
+
 ABANDONED_SECONDS = 60  # a trial without owner this old was killed while it was being created
 
 
@@ -34,9 +35,9 @@ def this_process() -> dict:
     return {"host": socket.gethostname(), "pid": os.getpid(), "boot": _boot_id(), "started": _start_ticks(os.getpid())}
 
 
-def stamp_owner(study: optuna.Study, trial_id: int) -> None:
+def stamp_owner(study: optuna.Study, trial) -> None:
     """Record the current process as the owner of a trial (before it claims any work)."""
-    study._storage.set_trial_system_attr(trial_id, OWNER, this_process())
+    set_trial_system_attr(study, trial, OWNER, this_process())
 
 
 def with_owner(objective: Callable[[optuna.Trial], float]) -> Callable[[optuna.Trial], float]:
@@ -44,11 +45,14 @@ def with_owner(objective: Callable[[optuna.Trial], float]) -> Callable[[optuna.T
     the grid, which records it before claiming a candidate).
 
     Example:
-        >>> study.optimize(with_owner(objective), n_trials=10)
+        >>> study = optuna.create_study()
+        >>> study.optimize(with_owner(lambda trial: 1.0), n_trials=1)
+        >>> study.trials[0].system_attrs[OWNER]["pid"] == os.getpid()
+        True
     """
 
     def run(trial: optuna.Trial) -> float:
-        trial.storage.set_trial_system_attr(trial._trial_id, OWNER, this_process())
+        stamp_owner(trial.study, trial)
         return objective(trial)
 
     return run
@@ -93,7 +97,7 @@ def fail_dead_trials(study: optuna.Study) -> list[int]:
     their heartbeat is older than the storage's grace period (Optuna's own stale-trial check).
 
     Example:
-        >>> fail_dead_trials(optuna.load_study(study_name="flowers-vgg16-block", storage=url))
+        >>> fail_dead_trials(optuna.load_study(study_name="flowers-vgg16-block", storage=url))  # doctest: +SKIP
         [3]
     """
     failed = []
@@ -101,13 +105,11 @@ def fail_dead_trials(study: optuna.Study) -> list[int]:
         if not is_abandoned(trial):
             continue
         try:
-            study._storage.set_trial_system_attr(
-                trial._trial_id, FAIL_REASON, "its process died (killed, crashed or rebooted)"
-            )
-            if study._storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL):
-                failed.append(trial.number)
+            set_trial_system_attr(study, trial, FAIL_REASON, "its process died (killed, crashed or rebooted)")
         except optuna.exceptions.UpdateFinishedTrialError:
-            pass  # another process failed or finished it meanwhile
+            continue  # another process failed or finished it meanwhile
+        if fail_trial(study, trial):
+            failed.append(trial.number)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         optuna.storages.fail_stale_trials(study)
@@ -118,22 +120,20 @@ def interruption_note(config, argv: list[str] | None) -> str:
     """What a Ctrl-C left behind and the command that resumes it (reads the storage).
 
     Example:
-        >>> print(interruption_note(config, ["--epochs", "3"]))
-        interrupted: 2 of 5 candidates done, 3 left (the interrupted trial is marked FAIL and runs again)
+        >>> print(interruption_note(None, ["--epochs", "3"]))
+        interrupted: finished trials are saved (an interrupted trial is marked FAIL and runs again)
         resume with: python -m study.run --epochs 3
     """
-    from study.samplers import finished_candidates  # here: samplers imports this module
-
     command = "python -m study.run " + shlex.join(argv)
     status = "finished trials are saved"
     if config is not None:
         try:
             study = optuna.load_study(study_name=config.name, storage=config.storage)
-            total = len(study.user_attrs.get("candidates", []))
+            total = len(study.user_attrs.get(CANDIDATES, []))
             done = len(finished_candidates(study))
             status = f"{done} of {total} candidates done, {total - done} left"
             if total and done == total:
-                status += "; the final stage is unfinished" if "final" not in study.user_attrs else ""
+                status += "; the final stage is unfinished" if FINAL not in study.user_attrs else ""
         except Exception:  # no study yet, or the storage is unreachable: say what we know
             pass
     return (

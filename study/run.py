@@ -7,16 +7,30 @@ Example:
 from __future__ import annotations
 
 import argparse
-import os
+import dataclasses
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is imported
+from study.process import quiet_tensorflow
 
-from study.config import PRUNERS, SAMPLERS, STRATEGIES, StudyConfig  # noqa: E402
+quiet_tensorflow()  # before anything imports TensorFlow
+
+from study.config import StudyConfig  # noqa: E402
 from study.errors import StudyError  # noqa: E402
+from study.process import EXIT_BAD_INPUT, EXIT_INTERRUPTED, quiet_libraries  # noqa: E402
 
-EXIT_BAD_INPUT = 2
-EXIT_INTERRUPTED = 130
+DESCRIPTION = """\
+Find which layers of a pretrained Keras image model to fine-tune for your images: every candidate
+group of layers is fine-tuned with a new classifier head on a small search split and scored on a
+validation split, as a resumable Optuna study; the winner is then retrained on 70% of the images and
+tested on the other 30%. Run the same command again to resume.
+"""
+EXAMPLES = """\
+examples:
+  offline demo (synthetic images, random weights, about two minutes on a laptop CPU):
+    python -m study.run --dataset synthetic --weights none --image-size 32 --epochs 3
+  your own model and photos, layer by layer, 3 repeats of the final stage:
+    python -m study.run --model my_model.keras --data-dir photos/ --strategy layer --repeats 3
+"""
 
 
 class _OneLineParser(argparse.ArgumentParser):
@@ -24,47 +38,43 @@ class _OneLineParser(argparse.ArgumentParser):
         raise StudyError(f"{message} (see --help)")
 
 
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser, one flag per StudyConfig field (its help, default and choices).
+
+    Example:
+        >>> "--search-train-fraction" in build_parser().format_help()
+        True
+    """
+    parser = _OneLineParser(
+        prog="python -m study.run",
+        description=DESCRIPTION,
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    for field in dataclasses.fields(StudyConfig):
+        meta = field.metadata
+        flag = meta.get("flag") or "--" + field.name.replace("_", "-")
+        shown = "off" if field.default is False else "on" if field.default is True else field.default
+        help_text = f"{meta['help']} (default: {'none' if shown is None else shown})"
+        if isinstance(field.default, bool):
+            action = "store_false" if field.default else "store_true"
+            parser.add_argument(flag, dest=field.name, action=action, help=help_text)
+            continue
+        kind = {"int": int, "float": float, "int | None": int, "float | None": float}.get(str(field.type), str)
+        # Choices are shown here and checked by StudyConfig.validate, which names the flag.
+        metavar = "{" + ",".join(meta["choices"]) + "}" if meta.get("choices") else meta.get("metavar")
+        parser.add_argument(flag, dest=field.name, type=kind, default=field.default, metavar=metavar, help=help_text)
+    return parser
+
+
 def parse_args(argv: list[str] | None = None) -> StudyConfig:
-    """Command-line arguments to a validated StudyConfig (StudyError on bad values)."""
-    defaults = StudyConfig()
-    parser = _OneLineParser(prog="python -m study.run", description=__doc__.splitlines()[0])
-    add = parser.add_argument
-    add("--model", default=defaults.model, help="backbone name or path to a .keras model")
-    add("--weights", default=defaults.weights, help="imagenet, none, or a weights file")
-    add("--dataset", default=defaults.dataset, help="tf_flowers, synthetic, or tfds:NAME")
-    add("--data-dir", help="folder of class sub-folders of images (replaces --dataset)")
-    add("--image-size", type=int, default=defaults.image_size, help="square input size in pixels")
-    add("--strategy", default=defaults.strategy, help=", ".join(STRATEGIES))
-    add("--sampler", default=defaults.sampler, help=", ".join(SAMPLERS))
-    add("--n-trials", type=int, help="trials to run now (grid: at most the candidates left)")
-    add("--pruner", default=defaults.pruner, help=", ".join(PRUNERS))
-    add("--pruner-warmup", type=int, default=defaults.pruner_warmup, help="epochs before pruning")
-    add("--epochs", type=int, default=defaults.epochs)
-    add("--batch-size", type=int, default=defaults.batch_size)
-    add("--learning-rate", type=float, default=defaults.learning_rate)
-    add("--storage", default=defaults.storage, help="Optuna storage URL")
-    add("--artifact-dir", default=defaults.artifact_dir, help="where saved models go")
-    add("--study-name", help="default: {dataset}-{model}-{strategy}")
-    add("--seed", type=int, default=defaults.seed)
-    add("--skip-final", action="store_true", help="search only, no final stage")
-    add("--repeats", type=int, default=defaults.repeats, help="final-stage seeds")
-    add("--top-k", type=int, default=defaults.top_k, help="topk: best layers of the layer-wise study")
-    add("--delimiters", help="layer classes that end a block, comma-separated (default: per model)")
-    add("--window-size", type=int, default=defaults.window_size)
-    add("--random-k", type=int, default=defaults.random_k, help="layers per random candidate")
-    add("--random-draws", type=int, default=defaults.random_draws, help="random candidates")
-    add("--test-fraction", type=float, default=defaults.test_fraction)
-    add("--search-train-fraction", type=float, default=defaults.search_train_fraction)
-    add("--search-val-fraction", type=float, default=defaults.search_val_fraction)
-    add("--select-on", default=defaults.select_on, help="val (default) or test (as the paper)")
-    add("--input-scaling", default=defaults.input_scaling, help="model (default) or unit (0..1)")
-    add("--synthetic-size", type=int, default=defaults.synthetic_size, help="synthetic images")
-    add("--synthetic-classes", type=int, default=defaults.synthetic_classes)
-    add("--workers", type=int, default=defaults.workers, help="processes sharing the study (one GPU each)")
-    add("--no-prefix-cache", dest="prefix_cache", action="store_false",
-        help="recompute the frozen layers every epoch (the plain way)")
-    add("--cache-budget-gb", type=float, help="memory for cached activations (default: half of free RAM)")
-    args = vars(parser.parse_args(argv))
+    """Command-line arguments to a validated StudyConfig (StudyError on bad values).
+
+    Example:
+        >>> parse_args(["--dataset", "synthetic", "--epochs", "3"]).epochs
+        3
+    """
+    args = vars(build_parser().parse_args(argv))
     if args["delimiters"] is not None:
         args["delimiters"] = tuple(n.strip() for n in args["delimiters"].split(",") if n.strip())
     return StudyConfig(**args).validate()
@@ -75,24 +85,13 @@ def main(argv: list[str] | None = None) -> int:
     config = None
     try:
         config = parse_args(argv)
-        _quiet_libraries()
+        quiet_libraries()
         from study.devices import pin_worker
 
         pin_worker(0)  # before any model: memory growth on, one GPU (workers pin their own)
-        from study.dashboard import publish
-        from study.final import run_final
-        from study.protocol import run_protocol
-        from study.search import run_search
+        from study.pipeline import run  # TensorFlow loads here: --help and bad flags stay fast
 
-        if config.strategy == "all":
-            run_protocol(config)
-            return 0
-        outcome = run_search(config)
-        if outcome.left:
-            print(f"search unfinished: {len(outcome.left)} candidate(s) left; run the same command to continue")
-        elif not config.skip_final:
-            run_final(config, outcome)
-        publish([outcome.study], config.artifact_dir)  # the optuna-dashboard note and figures
+        run(config)
     except StudyError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -102,16 +101,6 @@ def main(argv: list[str] | None = None) -> int:
         print("\n" + interruption_note(config, sys.argv[1:] if argv is None else argv), file=sys.stderr)
         return EXIT_INTERRUPTED
     return 0
-
-
-def _quiet_libraries() -> None:
-    """Our own one line per trial replaces Optuna's log; experimental-API notices are not news."""
-    import warnings
-
-    import optuna
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
 
 
 if __name__ == "__main__":

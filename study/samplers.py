@@ -9,11 +9,19 @@ import optuna
 from optuna.distributions import BaseDistribution
 from optuna.trial import FrozenTrial, TrialState
 
+from study.compat import set_trial_system_attr, set_trial_user_attr
 from study.config import StudyConfig
+from study.records import (
+    CLAIM,
+    FIXED_PARAMS,
+    PRUNE_REASON,
+    finished_candidates,
+    knows_candidate,
+    running_candidates,
+    trial_candidate,
+)
 from study.recovery import is_abandoned, stamp_owner
 
-PARAM = "candidate"
-CLAIM = "grid_candidate"  # trial system attr: the candidate this trial was given
 CLAIM_WAIT_SECONDS = 60  # longest wait for a lower trial to claim; a live process takes milliseconds
 
 
@@ -25,8 +33,12 @@ class OrderedGridSampler(optuna.samplers.BaseSampler):
     crashed trial is retried on resume. Everything it knows is read from the storage.
 
     Example:
+        >>> from study.records import PARAM
         >>> sampler = OrderedGridSampler(["block-05", "block-04", "block-03"])
         >>> study = optuna.create_study(sampler=sampler, direction="maximize")
+        >>> study.optimize(lambda trial: len(trial.suggest_categorical(PARAM, ["block-03", "block-04", "block-05"])))
+        >>> [t.params[PARAM] for t in study.trials]
+        ['block-05', 'block-04', 'block-03']
     """
 
     def __init__(self, order: Sequence[str]):
@@ -49,9 +61,9 @@ class OrderedGridSampler(optuna.samplers.BaseSampler):
         higher one's claim and a higher one always sees the lower's, so no two trials claim the
         same candidate. A claim of None means "nothing left" and is decided too.
         """
-        if "fixed_params" in trial.system_attrs or CLAIM in trial.system_attrs:
+        if FIXED_PARAMS in trial.system_attrs or CLAIM in trial.system_attrs:
             return
-        stamp_owner(study, trial._trial_id)  # first: a claim always has an owner to check on
+        stamp_owner(study, trial)  # first: a claim always has an owner to check on
         deadline = time.monotonic() + CLAIM_WAIT_SECONDS
         while True:
             running = [
@@ -60,14 +72,14 @@ class OrderedGridSampler(optuna.samplers.BaseSampler):
             ]
             undecided = [
                 t for t in running
-                if t.number < trial.number and not _decided(t) and not is_abandoned(t)
+                if t.number < trial.number and not knows_candidate(t) and not is_abandoned(t)
             ]
             if not undecided or time.monotonic() > deadline:
                 break
             time.sleep(0.05)
         taken = finished_candidates(study) | {trial_candidate(t) for t in running}
         choice = next((name for name in self._order if name not in taken), None)
-        study._storage.set_trial_system_attr(trial._trial_id, CLAIM, choice)
+        set_trial_system_attr(study, trial, CLAIM, choice)
 
     def infer_relative_search_space(self, study, trial) -> dict[str, BaseDistribution]:
         return {}
@@ -81,39 +93,13 @@ class OrderedGridSampler(optuna.samplers.BaseSampler):
         claimed = trial.system_attrs.get(CLAIM)
         if claimed is None:  # the grid is exhausted: nothing is left for this trial to do
             reason = "no candidate left: every candidate is finished or being trained by another worker"
-            study._storage.set_trial_user_attr(trial._trial_id, "prune_reason", reason)
+            set_trial_user_attr(study, trial, PRUNE_REASON, reason)
             raise optuna.TrialPruned(reason)
         return claimed
 
     def after_trial(self, study, trial, state, values) -> None:
         if not self.pending(study):
             study.stop()
-
-
-def trial_candidate(trial: FrozenTrial) -> str | None:
-    """The candidate a trial trains: its parameter, or the grid's claim before it is suggested."""
-    if PARAM in trial.params:
-        return trial.params[PARAM]
-    if CLAIM in trial.system_attrs:
-        return trial.system_attrs[CLAIM]
-    return trial.system_attrs.get("fixed_params", {}).get(PARAM)  # enqueued with a fixed candidate
-
-
-def _decided(trial: FrozenTrial) -> bool:
-    """Whether a trial knows its candidate (a claim, possibly None, or a fixed parameter)."""
-    return PARAM in trial.params or CLAIM in trial.system_attrs or "fixed_params" in trial.system_attrs
-
-
-def finished_candidates(study: optuna.Study) -> set[str]:
-    """Candidates that have a COMPLETE or PRUNED trial."""
-    states = (TrialState.COMPLETE, TrialState.PRUNED)
-    return {trial_candidate(t) for t in study.get_trials(deepcopy=False, states=states)} - {None}
-
-
-def running_candidates(study: optuna.Study) -> set[str]:
-    """Candidates whose trial is RUNNING (here or in another worker)."""
-    states = (TrialState.RUNNING,)
-    return {trial_candidate(t) for t in study.get_trials(deepcopy=False, states=states)} - {None}
 
 
 def make_sampler(config: StudyConfig, order: Sequence[str]) -> optuna.samplers.BaseSampler:

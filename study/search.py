@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from pathlib import Path
 
 import optuna
-import sqlalchemy.exc
 
 from study.backbones import block_delimiters, build_backbone, preprocessor
 from study.candidates import Candidate, layer_summary, make_candidates
@@ -20,14 +18,29 @@ from study.data import Splits, load_splits
 from study.devices import current_device
 from study.errors import StudyError
 from study.pruning import ReportToTrial, fit_or_prune, make_pruner
-from study.recovery import fail_dead_trials, with_owner
 from study.ranking import layer_ranking
-from study.samplers import PARAM, finished_candidates, make_sampler, running_candidates
-from study.sqlite import engine_kwargs, share_between_processes
+from study.records import (
+    CANDIDATES,
+    CLASSES,
+    CONFIG,
+    DEVICE,
+    DUPLICATE_OF,
+    LAYER_PARAMS,
+    LAYERS,
+    PARAM,
+    PEAK_MEMORY,
+    PREFIX_CACHE,
+    SECONDS,
+    SPLITS,
+    TRAIN_ACCURACY,
+    TRAINABLE_PARAMS,
+    finished_candidates,
+    running_candidates,
+)
+from study.recovery import fail_dead_trials, with_owner
+from study.samplers import make_sampler
+from study.storage import open_storage
 from study.training import count_trainable, fine_tune, prefix_cache
-
-HEARTBEAT_SECONDS = 10
-GRACE_SECONDS = 30
 
 
 @dataclasses.dataclass
@@ -42,34 +55,6 @@ class SearchOutcome:
     @property
     def complete(self) -> bool:
         return not self.left
-
-
-def open_storage(url: str) -> optuna.storages.BaseStorage:
-    """An Optuna RDB storage with heartbeats; for SQLite the folder is created and checked first.
-
-    Example:
-        >>> storage = open_storage("sqlite:///storage/studies.db")
-    """
-    if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
-        path = Path(url.removeprefix("sqlite:///"))
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as error:
-            raise StudyError(f"--storage {url}: cannot create {path.parent} ({error.strerror})") from None
-        if not _writable(path):
-            raise StudyError(f"--storage {url}: {path} is not writable; choose another path")
-    try:
-        storage = optuna.storages.RDBStorage(
-            url,
-            engine_kwargs=engine_kwargs(url),
-            heartbeat_interval=HEARTBEAT_SECONDS,
-            grace_period=GRACE_SECONDS,
-        )
-        share_between_processes(storage)  # SQLite: several workers without "database is locked"
-        return storage
-    except (sqlalchemy.exc.SQLAlchemyError, ImportError, ValueError) as error:
-        reason = str(error).strip().splitlines()[0][:200]
-        raise StudyError(f"--storage {url}: cannot open it ({reason})") from None
 
 
 def load_or_create_study(
@@ -87,11 +72,11 @@ def load_or_create_study(
     pruner = make_pruner(config)
     summaries = {s.study_name: s for s in optuna.get_all_study_summaries(storage, include_best_trial=False)}
     existing = summaries.get(config.name)
-    if existing is not None and "config" in existing.user_attrs:
+    if existing is not None and CONFIG in existing.user_attrs:
         _check_same(config, splits, existing.user_attrs)
         study = optuna.load_study(study_name=config.name, storage=storage, sampler=sampler, pruner=pruner)
-        if layer_params is not None and "layer_params" not in existing.user_attrs:
-            study.set_user_attr("layer_params", layer_params)  # studies made before it was recorded
+        if layer_params is not None and LAYER_PARAMS not in existing.user_attrs:
+            study.set_user_attr(LAYER_PARAMS, layer_params)  # studies made before it was recorded
         return study
     study = optuna.create_study(
         study_name=config.name,
@@ -101,22 +86,41 @@ def load_or_create_study(
         pruner=pruner,
         load_if_exists=True,
     )
-    study.set_user_attr("splits", {"counts": splits.counts(), "fingerprint": splits.fingerprint()})
-    study.set_user_attr("classes", splits.class_names)
-    study.set_user_attr("candidates", [c.to_dict() for c in candidates])
+    study.set_user_attr(SPLITS, {"counts": splits.counts(), "fingerprint": splits.fingerprint()})
+    study.set_user_attr(CLASSES, splits.class_names)
+    study.set_user_attr(CANDIDATES, [c.to_dict() for c in candidates])
     if layer_params is not None:
-        study.set_user_attr("layer_params", layer_params)
-    study.set_user_attr("config", config.identity())  # written last: it marks the study complete
+        study.set_user_attr(LAYER_PARAMS, layer_params)
+    study.set_user_attr(CONFIG, config.identity())  # written last: it marks the study complete
     return study
 
 
-def run_search(config: StudyConfig) -> SearchOutcome:
-    """Load data and backbone, open or resume the study, and train every candidate that is left.
+@dataclasses.dataclass
+class SearchPlan:
+    """An opened study and what is left to train in it: the search before its trials run."""
+
+    config: StudyConfig
+    study: optuna.Study
+    splits: Splits
+    candidates: list[Candidate]
+    left: list[str]  # candidates to train, in visiting order (the paper's: output end first)
+    n_trials: int  # trials this run should start
+
+    def outcome(self) -> SearchOutcome:
+        """What the search left behind, read from the storage (other workers' trials included)."""
+        done = finished_candidates(self.study)
+        order = [c.name for c in reversed(self.candidates)]
+        return SearchOutcome(self.study, self.splits, self.candidates, [n for n in order if n not in done])
+
+
+def prepare_search(config: StudyConfig) -> SearchPlan:
+    """Load data and backbone, open or resume the study, and work out what is left to train.
 
     Example:
-        >>> outcome = run_search(StudyConfig(dataset="synthetic", weights="none", image_size=32,
-        ...                                  epochs=3).validate())
-        >>> outcome.study.best_trial.params["candidate"]
+        >>> plan = prepare_search(StudyConfig(dataset="synthetic", weights="none", image_size=32,
+        ...                                   storage="sqlite:///:memory:").validate())  # doctest: +SKIP
+        >>> plan.n_trials  # doctest: +SKIP
+        11
     """
     splits = load_splits(config)
     storage = open_storage(config.storage)
@@ -124,13 +128,11 @@ def run_search(config: StudyConfig) -> SearchOutcome:
     ranked = layer_ranking(config, storage, splits.fingerprint()) if config.strategy == "topk" else None
     backbone = build_backbone(config)
     candidates = make_candidates(config, backbone, ranked_layers=ranked)
-    by_name = {c.name: c for c in candidates}
     order = [c.name for c in reversed(candidates)]  # the paper searches from the output end
     layer_params = layer_summary(backbone, block_delimiters(config))
     study = load_or_create_study(
         storage, config, splits, candidates, make_sampler(config, order), layer_params=layer_params
     )
-
     fail_dead_trials(study)  # trials of a killed run are FAIL now, so their candidates run again
     done = finished_candidates(study)
     busy = running_candidates(study) - done
@@ -144,15 +146,30 @@ def run_search(config: StudyConfig) -> SearchOutcome:
         + (f", {len(busy)} running elsewhere" if busy else ""),
         flush=True,
     )
-    if n_trials and config.workers > 1:
-        from study.workers import run_workers  # each worker process runs this function again
+    return SearchPlan(config, study, splits, candidates, left, n_trials)
 
-        run_workers(config, n_trials)
-    elif n_trials:
-        objective = with_owner(Objective(config, splits, by_name, planned=[by_name[name] for name in left]))
-        study.optimize(objective, n_trials=n_trials, callbacks=[_print_trial], gc_after_trial=True)
-    done = finished_candidates(study)
-    return SearchOutcome(study, splits, candidates, [n for n in order if n not in done])
+
+def run_trials(plan: SearchPlan) -> None:
+    """Train `plan.n_trials` trials of the study in this process."""
+    if not plan.n_trials:
+        return
+    by_name = {c.name: c for c in plan.candidates}
+    objective = Objective(plan.config, plan.splits, by_name, planned=[by_name[name] for name in plan.left])
+    plan.study.optimize(with_owner(objective), n_trials=plan.n_trials, callbacks=[_print_trial], gc_after_trial=True)
+
+
+def run_search(config: StudyConfig) -> SearchOutcome:
+    """The whole search in this process: prepare it, train what is left, return the outcome.
+
+    Example:
+        >>> outcome = run_search(StudyConfig(dataset="synthetic", weights="none", image_size=32,
+        ...                                  epochs=3).validate())  # doctest: +SKIP
+        >>> outcome.study.best_trial.params[PARAM]  # doctest: +SKIP
+        'block-11:block_16_expand..block_16_project'
+    """
+    plan = prepare_search(config)
+    run_trials(plan)
+    return plan.outcome()
 
 
 class Objective:
@@ -178,11 +195,11 @@ class Objective:
         name = trial.suggest_categorical(PARAM, list(self.by_name))
         earlier = _finished_value(trial.study, name, trial.number)
         if earlier is not None:  # TPE and random may draw a candidate again: do not retrain it
-            trial.set_user_attr("duplicate_of", earlier[0])
+            trial.set_user_attr(DUPLICATE_OF, earlier[0])
             return earlier[1]
         candidate = self.by_name[name]
-        trial.set_user_attr("layers", list(candidate.layers))
-        trial.set_user_attr("device", self.device.name)
+        trial.set_user_attr(LAYERS, list(candidate.layers))
+        trial.set_user_attr(DEVICE, self.device.name)
         self.device.reset_peak_memory()
         started = time.perf_counter()
         try:
@@ -201,15 +218,15 @@ class Objective:
                 split_names=self.split_names,
             ), self.config.batch_size, self.device)
         finally:
-            trial.set_user_attr("seconds", round(time.perf_counter() - started, 3))
-            trial.set_user_attr("peak_memory_bytes", self.device.peak_memory_bytes())
-        trial.set_user_attr("train_accuracy", result.history["accuracy"][-1])
-        trial.set_user_attr("prefix_cache", result.cache)
+            trial.set_user_attr(SECONDS, round(time.perf_counter() - started, 3))
+            trial.set_user_attr(PEAK_MEMORY, self.device.peak_memory_bytes())
+        trial.set_user_attr(TRAIN_ACCURACY, result.history["accuracy"][-1])
+        trial.set_user_attr(PREFIX_CACHE, result.cache)
         return result.history["val_accuracy"][-1]
 
 
 def _record_trainable(trial: optuna.Trial, model) -> None:
-    trial.set_user_attr("trainable_params", count_trainable(model))
+    trial.set_user_attr(TRAINABLE_PARAMS, count_trainable(model))
 
 
 def _finished_value(study: optuna.Study, name: str, number: int) -> tuple[int, float] | None:
@@ -220,13 +237,13 @@ def _finished_value(study: optuna.Study, name: str, number: int) -> tuple[int, f
 
 
 def _check_same(config: StudyConfig, splits: Splits, attrs: dict) -> None:
-    changed = config.differences(attrs["config"])
+    changed = config.differences(attrs[CONFIG])
     if changed:
         raise StudyError(
             f"study {config.name!r} already exists with another configuration ({'; '.join(changed)}); "
             "run with the original options to resume it, or pass a new --study-name"
         )
-    if attrs.get("splits", {}).get("fingerprint") != splits.fingerprint():
+    if attrs.get(SPLITS, {}).get("fingerprint") != splits.fingerprint():
         raise StudyError(
             f"study {config.name!r} was made from other images (the splits differ); "
             "restore the original data or pass a new --study-name"
@@ -235,19 +252,11 @@ def _check_same(config: StudyConfig, splits: Splits, attrs: dict) -> None:
 
 def _print_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
     value = "-" if trial.value is None else f"{trial.value:.4f}"
-    seconds = trial.user_attrs.get("seconds")
-    extra = " (same as trial %d)" % trial.user_attrs["duplicate_of"] if "duplicate_of" in trial.user_attrs else ""
+    seconds = trial.user_attrs.get(SECONDS)
+    extra = " (same as trial %d)" % trial.user_attrs[DUPLICATE_OF] if DUPLICATE_OF in trial.user_attrs else ""
     timing = f", {seconds:.1f} s" if seconds is not None else ""
     print(
         f"  trial {trial.number:3d} {trial.state.name.lower():8s} {trial.params.get(PARAM, '?')}: "
         f"val_accuracy {value}{timing}{extra}",
         flush=True,
     )
-
-
-def _writable(path: Path) -> bool:
-    import os
-
-    if path.exists():
-        return os.access(path, os.W_OK)
-    return os.access(path.parent, os.W_OK)

@@ -12,9 +12,10 @@ import numpy as np
 import tensorflow as tf
 
 from study.cache import Cut, PrefixCache, find_cut, fresh_backbone
-from study.candidates import Candidate, all_layers
+from study.candidates import all_layers
+from study.compat import SkipOneReplicaAllReduce, adam_slots
 from study.config import StudyConfig
-
+from study.strategies import Candidate
 
 STEPS_PER_EXECUTION = 16
 
@@ -31,7 +32,7 @@ class TrainingResult:
 
 
 @keras.saving.register_keras_serializable(package="study")
-class FusedAdam(keras.optimizers.Adam):
+class FusedAdam(SkipOneReplicaAllReduce, keras.optimizers.Adam):
     """Keras's Adam, each variable updated by TensorFlow's fused Adam kernel (`ResourceApplyAdam`).
 
     The same update rule. Keras builds it from about ten element-wise ops per variable: at the
@@ -41,20 +42,20 @@ class FusedAdam(keras.optimizers.Adam):
     (`compile_model` before saving), so they load without this package.
 
     Example:
-        >>> model.compile(optimizer=FusedAdam(learning_rate=5e-5), loss="sparse_categorical_crossentropy")
+        >>> model.compile(optimizer=FusedAdam(learning_rate=5e-5), loss="sparse_categorical_crossentropy")  # doctest: +SKIP
     """
 
     def update_step(self, gradient, variable, learning_rate):
         if self.amsgrad or isinstance(gradient, tf.IndexedSlices):  # no fused kernel for these
             return super().update_step(gradient, variable, learning_rate)
-        index = self._get_variable_index(variable)
+        momentum, velocity = adam_slots(self, variable)
         dtype = variable.dtype
         step = keras.ops.cast(self.iterations + 1, dtype)
         beta_1, beta_2 = keras.ops.cast(self.beta_1, dtype), keras.ops.cast(self.beta_2, dtype)
         tf.raw_ops.ResourceApplyAdam(
             var=variable.handle,
-            m=self._momentums[index].handle,
-            v=self._velocities[index].handle,
+            m=momentum.handle,
+            v=velocity.handle,
             beta1_power=keras.ops.power(beta_1, step),
             beta2_power=keras.ops.power(beta_2, step),
             lr=keras.ops.cast(learning_rate, dtype),
@@ -63,14 +64,6 @@ class FusedAdam(keras.optimizers.Adam):
             epsilon=keras.ops.cast(self.epsilon, dtype),
             grad=keras.ops.cast(gradient, dtype),
         )
-
-    def _all_reduce_sum_gradients(self, grads_and_vars):
-        # With one replica the sum is the gradient itself. Keras would still wrap it in
-        # tf.custom_gradient, which registers a gradient function for good on every trace: every
-        # trial's training graph would then stay in memory, and every garbage collection would walk them all.
-        if tf.distribute.get_strategy().num_replicas_in_sync == 1:
-            return list(grads_and_vars)
-        return super()._all_reduce_sum_gradients(grads_and_vars)
 
 
 def build_head(num_classes: int) -> list[keras.layers.Layer]:
@@ -147,8 +140,8 @@ def fine_tune(
 
     Example:
         >>> result = fine_tune(config, lambda: build_backbone(config), candidate,
-        ...                    (x, y), num_classes=5, validation=(xv, yv), cache=PrefixCache())
-        >>> result.history["val_accuracy"][-1], result.cache
+        ...                    (x, y), num_classes=5, validation=(xv, yv), cache=PrefixCache())  # doctest: +SKIP
+        >>> result.history["val_accuracy"][-1], result.cache  # doctest: +SKIP
     """
     started = time.perf_counter()
     seed = config.seed if seed is None else seed
@@ -204,7 +197,7 @@ def compile_model(model: keras.Model, optimizer: keras.optimizers.Optimizer) -> 
     """Compile with the paper's loss and accuracy metric.
 
     Example:
-        >>> compile_model(model, keras.optimizers.Adam(learning_rate=5e-5))
+        >>> compile_model(model, keras.optimizers.Adam(learning_rate=5e-5))  # doctest: +SKIP
     """
     model.compile(
         optimizer=optimizer,

@@ -15,10 +15,12 @@ import signal
 import sys
 from typing import TextIO
 
+from study.cache import default_budget
 from study.config import StudyConfig
+from study.devices import gpu_count, pin_worker
 from study.errors import StudyError
-
-EXIT_INTERRUPTED = 130
+from study.process import EXIT_BAD_INPUT, EXIT_INTERRUPTED, quiet_libraries, quiet_tensorflow
+from study.search import run_search
 
 
 def split_trials(n_trials: int, workers: int) -> list[int]:
@@ -38,17 +40,13 @@ def run_workers(config: StudyConfig, n_trials: int) -> None:
     left (a fixed share would leave work undone when one worker is faster).
 
     Example:
-        >>> run_workers(dataclasses.replace(config, workers=2), n_trials=11)
+        >>> run_workers(dataclasses.replace(config, workers=2), n_trials=11)  # doctest: +SKIP
     """
-    from study.devices import gpu_count
-
     if config.sampler == "grid" and config.n_trials is None:
         shares = [n_trials] * config.workers
     else:
         shares = split_trials(n_trials, config.workers)
     if config.cache_budget_gb is None:  # each worker's prefix cache gets its share of the memory
-        from study.cache import default_budget
-
         config = dataclasses.replace(config, cache_budget_gb=default_budget() / config.workers / 2**30)
     gpus = gpu_count()
     where = f"{gpus} GPU(s), worker i on GPU i mod {gpus}" if gpus else "CPU"
@@ -88,23 +86,18 @@ def _stop(processes: list) -> None:
 
 def _worker_main(config: StudyConfig, worker: int, n_trials: int) -> None:
     """One worker process: pin the GPU first (before TensorFlow builds devices), then search."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    quiet_tensorflow()
     _die_with_parent()
     sys.stdout = _Prefixed(sys.stdout, f"[worker {worker}] ")
     try:
-        from study.devices import pin_worker
-
         pin_worker(worker)
-        from study.run import _quiet_libraries
-        from study.search import run_search
-
-        _quiet_libraries()
+        quiet_libraries()
         run_search(dataclasses.replace(config, workers=1, n_trials=n_trials))
     except KeyboardInterrupt:
         sys.exit(EXIT_INTERRUPTED)
     except StudyError as error:
         print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
+        sys.exit(EXIT_BAD_INPUT)
     finally:
         sys.stdout.flush()
 

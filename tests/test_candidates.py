@@ -1,10 +1,10 @@
-import keras
 import pytest
 
 from study.backbones import build_backbone
-from study.candidates import blocks, make_candidates, windows
+from study.candidates import blocks, make_candidates
 from study.config import MODELS, StudyConfig
 from study.errors import StudyError
+from study.strategies import windows
 
 # Weighted layers, blocks (default delimiters) and windows of 3, as listed in the README.
 EXPECTED = {

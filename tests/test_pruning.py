@@ -6,9 +6,9 @@ import tensorflow as tf
 from optuna.trial import TrialState
 
 from study.config import StudyConfig
-from study.pruning import OUT_OF_MEMORY, GpuAwarePruner, ReportToTrial, fit_or_prune, make_pruner
+from study.pruning import ReportToTrial, fit_or_prune, gpu_aware, make_pruner
+from study.records import OUT_OF_MEMORY, PARAM
 from study.run import main
-from study.samplers import PARAM
 
 
 class FakeGpu:
@@ -31,9 +31,8 @@ def _oom(size):
     return tf.errors.ResourceExhaustedError(None, None, f"OOM when allocating tensor with shape[{size},224,224,32]")
 
 
-def _study(device, inner=None):
-    pruner = GpuAwarePruner(inner or optuna.pruners.NopPruner(), device)
-    return optuna.create_study(direction="maximize", pruner=pruner)
+def _study(device, inner=optuna.pruners.NopPruner, **arguments):
+    return optuna.create_study(direction="maximize", pruner=gpu_aware(inner)(**arguments))
 
 
 def test_out_of_memory_is_retried_once_with_half_the_batch():
@@ -64,7 +63,7 @@ def test_still_out_of_memory_is_pruned_with_its_reason_and_the_study_goes_on():
 
         return fit_or_prune(trial, train, 8, device)
 
-    study = _study(device, optuna.pruners.MedianPruner(n_startup_trials=0))
+    study = _study(device, optuna.pruners.MedianPruner, n_startup_trials=0)
     study.optimize(objective, n_trials=2)
     pruned, complete = study.trials
     assert calls == [(0, 8), (0, 4), (1, 8)]
@@ -104,14 +103,13 @@ def test_batch_of_one_is_not_retried_at_the_same_size():
     "name, cls", [("median", optuna.pruners.MedianPruner), ("halving", optuna.pruners.SuccessiveHalvingPruner),
                   ("hyperband", optuna.pruners.HyperbandPruner), ("none", optuna.pruners.NopPruner)]
 )
-def test_make_pruner_wraps_the_chosen_pruner_with_the_device(name, cls):
-    device = FakeGpu()
-    pruner = make_pruner(StudyConfig(pruner=name, epochs=10).validate(), device)
-    assert isinstance(pruner, GpuAwarePruner) and isinstance(pruner.pruner, cls) and pruner.device is device
+def test_make_pruner_makes_the_chosen_pruner_gpu_aware(name, cls):
+    pruner = make_pruner(StudyConfig(pruner=name, epochs=10).validate())
+    assert isinstance(pruner, cls) and type(pruner).__name__ == f"GpuAware{cls.__name__}"
 
 
 def test_no_pruning_before_the_warmup_and_the_curve_is_kept():
-    pruner = make_pruner(StudyConfig(pruner="median", pruner_warmup=3, epochs=10).validate(), FakeGpu())
+    pruner = make_pruner(StudyConfig(pruner="median", pruner_warmup=3, epochs=10).validate())
     study = optuna.create_study(direction="maximize", pruner=pruner)
     for _ in range(3):  # the median pruner's startup trials: good curves
         trial = study.ask()

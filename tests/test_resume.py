@@ -12,9 +12,9 @@ import time
 import optuna
 from optuna.trial import TrialState
 
+from study.records import PARAM
 from study.recovery import FAIL_REASON, OWNER, _start_ticks, fail_dead_trials, this_process
 from study.run import main
-from study.samplers import PARAM
 
 NAME = "synthetic-vgg16-random"
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)

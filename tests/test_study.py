@@ -1,8 +1,8 @@
 import optuna
 import pytest
 
+from study.records import PARAM
 from study.run import main
-from study.samplers import PARAM
 
 
 def _load(tmp_path, name="synthetic-vgg16-block"):

@@ -10,16 +10,17 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
+from study.records import PARAM
 from study.recovery import OWNER
 from study.run import main
-from study.samplers import PARAM
 from study.workers import split_trials
 
 # One claiming worker: the project's storage set-up and grid sampler, a trivial objective.
 WORKER = """
 import os, sys, time, optuna
-from study.samplers import OrderedGridSampler, PARAM
-from study.sqlite import engine_kwargs, share_between_processes
+from study.records import PARAM
+from study.samplers import OrderedGridSampler
+from study.storage import engine_kwargs, share_between_processes
 url, name, n, start = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
 optuna.logging.set_verbosity(optuna.logging.ERROR)
 storage = optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs(url), heartbeat_interval=10, grace_period=30)
