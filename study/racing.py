@@ -14,16 +14,17 @@ are paired on the repeats both candidates have. Higher values are better (accura
 
 The paired test is Student's t-test, not Wilcoxon's signed-rank test (what Optuna's
 `WilcoxonPruner` uses): with n paired differences the smallest one-sided exact Wilcoxon p-value is
-1/2^n (0.125 for n=3, 0.0625 for n=4), so at alpha=0.05 it cannot stop anything before 5 repeats.
+1/2^n (0.125 for n=3, 0.0625 for n=4), so at alpha=0.05 it cannot stop anything before 5 repeats:
+with K <= 5 a race, whose last look is before the last repeat, would never stop a candidate.
 A repeat's accuracy is an average over many images, so differences are close to normal, which is
-the t-test's one assumption; it is then exact for any n >= 2 and uses how much worse, not only
+the t-test's assumption (repeats are independent draws); it is then exact for any n >= 2 and uses how much worse, not only
 whether. Wilcoxon's robustness pays with many instances (Optuna's case), not with three repeats.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import optuna
@@ -86,8 +87,8 @@ def p_value_worse(
       repeat is better, and None if every difference is zero (the two cannot be told apart).
     - n == 1 with `n_images`: two-proportion z-test (pooled) on the two accuracies. It ignores
       the positive correlation of two accuracies measured on the same images, so it overstates
-      the difference's variance: conservative, i.e. more ties. It also ignores the seed's
-      effect, which one repeat cannot measure.
+      the difference's variance: conservative, i.e. more ties. It cannot see the seed's effect
+      (one repeat), which works the other way.
     - n == 1 without `n_images`, no common repeat, or a value that is not finite: None.
 
     Example:
@@ -130,10 +131,11 @@ def tied_with_winner(results: dict[str, list[float]], n_images: int | None, alph
     Note:
         `alpha` is per comparison: not adjusted for the number of candidates, nor for the winner
         being the best of them (its values are lucky ones). So a candidate as good as the winner
-        is left out more often than `alpha`: with 12 equal candidates (benchmarks/race_simulation.py)
-        the set holds about 9.9 (K=3) and 9.5 (K=5) of them, and a true best that leads 11 others
-        by less than a standard error is kept about 89% (K=3) and 93% (K=5) of the time. Passing
-        alpha / (candidates - 1) (Bonferroni) keeps it >= 1 - alpha in every configuration, at
+        is left out more often than `alpha`. In benchmarks/race_simulation.py (12 candidates,
+        alpha=0.05, not raced), of 12 equal candidates the set holds about 9.9 (K=3) and 9.5
+        (K=5); with true accuracies spread over 0.80-0.82 (every gap under a standard error) it
+        holds the true best about 89% (K=3) and 93% (K=5) of the time. Passing
+        alpha / (candidates - 1) (Bonferroni) keeps that >= 1 - alpha in every configuration, at
         the price of tied sets of nearly everything with K=3.
 
     Example:
@@ -146,7 +148,9 @@ def tied_with_winner(results: dict[str, list[float]], n_images: int | None, alph
     if not 0 < alpha < 1:
         raise ValueError(f"alpha must be between 0 and 1 (exclusive). Received: alpha={alpha}")
     if not results or any(len(values) == 0 for values in results.values()):
-        raise ValueError(f"results must map each candidate to at least one value. Received: results={results}")
+        raise ValueError(
+            f"results must map each candidate to at least one value. Received: results={results}"
+        )
     for name, values in results.items():
         _finite_values(values, f"results[{name!r}]")
     if n_images is None and min(map(len, results.values())) == 1:
@@ -155,12 +159,13 @@ def tied_with_winner(results: dict[str, list[float]], n_images: int | None, alph
             "single repeat. Received: n_images=None"
         )
     most = max(map(len, results.values()))
-    winner = max((name for name in results if len(results[name]) == most), key=lambda name: np.mean(results[name]))
+    finished = [name for name in results if len(results[name]) == most]
+    winner = max(finished, key=lambda name: np.mean(results[name]))
     winning = results[winner]
 
     def gap(name: str) -> float:
-        n = min(len(results[name]), most)
-        return float(np.mean(results[name][:n]) - np.mean(winning[:n]))
+        shared = len(results[name])  # the winner has the most repeats
+        return float(np.mean(results[name]) - np.mean(winning[:shared]))
 
     others = [name for name in results if name != winner]
     tied = []
@@ -194,7 +199,7 @@ class RacePruner(optuna.pruners.BasePruner):
     Args:
         alpha: prune when the p-value is below this (0 < alpha < 1).
         min_repeats: never prune before the trial shares this many repeats with the best (>= 2:
-            the t-test needs two differences, and with one repeat there is no training to save).
+            the t-test needs two differences, and one repeat says nothing of the seed's noise).
 
     Example:
         >>> study = optuna.create_study(direction="maximize", pruner=RacePruner(alpha=0.05))
@@ -224,14 +229,18 @@ class RacePruner(optuna.pruners.BasePruner):
         comparison = self.compare_with_best(study, trial)
         return comparison is not None and comparison[1] < self.alpha
 
-    def compare_with_best(self, study: optuna.Study, trial: FrozenTrial) -> tuple[FrozenTrial, float] | None:
+    def compare_with_best(
+        self, study: optuna.Study, trial: FrozenTrial
+    ) -> tuple[FrozenTrial, float] | None:
         """The best COMPLETE trial and the p-value that `trial` is worse, or None if not testable yet.
 
         None before `min_repeats` common repeats, without a finished reference, or when
         `p_value_worse` cannot test. For the prune reason: "worse than trial 3 (p=0.012)".
         """
         if study.direction != optuna.study.StudyDirection.MAXIMIZE:
-            raise ValueError(f"RacePruner needs a study that maximizes. Received: direction={study.direction.name}")
+            raise ValueError(
+                f"RacePruner needs a study that maximizes. Received: direction={study.direction.name}"
+            )
         best = best_complete_trial(study)
         if best is None:
             return None
@@ -293,7 +302,9 @@ def simulate_race(
     if repeats < 1:
         raise ValueError(f"repeats must be at least 1. Received: repeats={repeats}")
     if noise_sd < 0 or split_sd < 0:
-        raise ValueError(f"noise_sd and split_sd must be >= 0. Received: noise_sd={noise_sd}, split_sd={split_sd}")
+        raise ValueError(
+            f"noise_sd and split_sd must be >= 0. Received: noise_sd={noise_sd}, split_sd={split_sd}"
+        )
     means = np.asarray(true_means, dtype=float)
     rng = np.random.default_rng(rng_seed)
     split_effects = rng.normal(0.0, split_sd, repeats)
