@@ -10,9 +10,10 @@ images, sd `--split-sd`) plus noise of its own (seed, sd `--noise-sd`). Scenario
 
 Each runs with K = 3 and 5 repeats, raced and not raced on the same simulated accuracies, and with
 K = 1 (nothing to race; tied set by the binomial z-test on `--n-images` images, whose default
-makes the binomial sd at 0.8 equal `--noise-sd`). Figures per scenario: best kept (the true best is
-in the tied set), winner is best, best pruned, repeats saved, mean tied-set size, mean candidates
-pruned. Deterministic from `--seed`; the last line is JSON.
+makes the binomial sd at 0.8 equal `--noise-sd`). Figures per row: best kept (every candidate with
+the highest true mean is in the tied set; in "equal", all 12), winner is best, best pruned (one of
+those was raced out), repeats saved, mean tied-set size, mean candidates pruned. Deterministic from
+`--seed`; the last line is JSON.
 
     python benchmarks/race_simulation.py
     python benchmarks/race_simulation.py --alpha 0.0045   # Bonferroni for 11 comparisons

@@ -16,9 +16,10 @@ The paired test is Student's t-test, not Wilcoxon's signed-rank test (what Optun
 `WilcoxonPruner` uses): with n paired differences the smallest one-sided exact Wilcoxon p-value is
 1/2^n (0.125 for n=3, 0.0625 for n=4), so at alpha=0.05 it cannot stop anything before 5 repeats:
 with K <= 5 a race, whose last look is before the last repeat, would never stop a candidate.
-A repeat's accuracy is an average over many images, so differences are close to normal, which is
-the t-test's assumption (repeats are independent draws); it is then exact for any n >= 2 and uses how much worse, not only
-whether. Wilcoxon's robustness pays with many instances (Optuna's case), not with three repeats.
+A repeat's accuracy is an average over many images, so differences are close to normal: the
+t-test's assumption, with independent repeats (each its own draw and seed). It is then exact for
+any n >= 2, and it uses how much worse, not only whether. Wilcoxon's robustness to outliers pays
+with many instances (Optuna's case: problem instances, folds), not with three repeats.
 """
 
 from __future__ import annotations
