@@ -31,6 +31,10 @@ BATCH_SIZE = "batch_size"  # the batch size used (halved after an out-of-memory 
 PREFIX_CACHE = "prefix_cache"  # "on: ..." or "off: <reason>"
 PRUNE_REASON = "prune_reason"  # why a trial was pruned, in words
 DUPLICATE_OF = "duplicate_of"  # TPE/random drew a candidate already trained: that trial's number
+REPEAT_VALUES = "repeat_values"  # validation accuracy of each repeat (--search-repeats), repeat order
+STANDARD_ERROR = "standard_error"  # of the trial value (the mean of the repeats; binomial for one)
+INTERVAL_95 = "interval_95"  # [low, high] 95% interval of the trial value
+EPOCH_VALUES = "epoch_values"  # validation accuracy after every epoch, one list per repeat
 
 # --- trial system attrs --------------------------------------------------------------------------
 OWNER = "owner"  # {"host", "pid", "boot", "started"} of the process running the trial
@@ -46,6 +50,7 @@ CLASSES = "classes"  # class names, label order
 CANDIDATES = "candidates"  # [{"name", "layers"}], input end first
 LAYER_PARAMS = "layer_params"  # every backbone layer: name, class, params, weighted, ends_block
 FINAL = "final"  # the final stage: candidate, layers, runs per seed, mean, variance, artifact_id
+TIED_WITH_WINNER = "tied_with_winner"  # candidates not significantly worse than the winner, winner first
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 
