@@ -11,6 +11,7 @@ from study.strategies import STRATEGIES as STRATEGY_REGISTRY
 
 MODELS = ("vgg16", "mobilenet", "mobilenet_v2", "mobilenet_v3_small", "resnet50", "resnet50_v2")
 DATASETS = ("tf_flowers", "synthetic")
+PER_EPOCH_PRUNERS = ("median", "halving", "hyperband")  # judge one training curve, epoch by epoch
 # Pooling and residual merges end blocks; each backbone may override (study.backbones).
 DEFAULT_DELIMITERS = ("MaxPooling2D", "AveragePooling2D", "Add")
 
@@ -65,7 +66,13 @@ class StudyConfig:
                            choices=("grid", "tpe", "random"))
     n_trials: int | None = _option(None, "trials to run now (default: grid: every candidate left; "
                                          "tpe/random: as many as candidates)", metavar="N")
-    pruner: str = _option("median", "how hopeless trials stop early", choices=("median", "halving", "hyperband", "none"))
+    search_repeats: int = _option(3, "trainings per candidate, each on its own paired draw of the search splits and "
+                                     "its own seed (1: the paper's single training)", metavar="K", minimum=1)
+    pruner: str = _option("race", "how hopeless candidates stop early: race (paired t-test across repeats), or "
+                                  "per epoch (median, halving, hyperband: only with --search-repeats 1)",
+                          choices=("race", "median", "halving", "hyperband", "none"))
+    race_alpha: float = _option(0.05, "race and tied set: the one-sided paired t-test's level, per comparison",
+                                metavar="ALPHA")
     pruner_warmup: int = _option(5, "epochs of evidence a trial gets before it may be pruned", metavar="EPOCHS", minimum=0)
     epochs: int = _option(50, "training epochs per trial and in the final stage", metavar="N", minimum=1)
     batch_size: int = _option(4, "images per training step", metavar="N", minimum=1)
@@ -180,6 +187,13 @@ class StudyConfig:
             low, value = field.metadata.get("minimum"), getattr(self, field.name)
             if low is not None and value < low:
                 raise StudyError(f"--{field.name.replace('_', '-')} must be at least {low} (got {value})")
+        if self.search_repeats > 1 and self.pruner in PER_EPOCH_PRUNERS:
+            raise StudyError(
+                f"--pruner {self.pruner} stops a training by its epochs, which --search-repeats "
+                f"{self.search_repeats} does not have one of; use --pruner race or none, or --search-repeats 1"
+            )
+        if not 0 < self.race_alpha < 0.5:
+            raise StudyError(f"--race-alpha must be between 0 and 0.5 (got {self.race_alpha})")
         if self.cache_budget_gb is not None and self.cache_budget_gb < 0:
             raise StudyError(f"--cache-budget-gb must be 0 or more (got {self.cache_budget_gb})")
         if self.n_trials is not None and self.n_trials < 1:

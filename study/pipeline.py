@@ -17,7 +17,7 @@ from study.dashboard import publish
 from study.final import run_final
 from study.protocol import protocol_configs
 from study.records import final_candidate
-from study.search import SearchOutcome, prepare_search, run_trials
+from study.search import SearchOutcome, prepare_search, record_tied_set, run_trials
 from study.workers import run_workers
 
 
@@ -41,7 +41,10 @@ def search(config: StudyConfig) -> SearchOutcome:
         run_workers(config, plan.n_trials)  # each worker process prepares and runs the search itself
     else:
         run_trials(plan)
-    return plan.outcome()
+    outcome = plan.outcome()
+    if outcome.complete:
+        record_tied_set(outcome, config)
+    return outcome
 
 
 def run_study(config: StudyConfig) -> StudyResult:

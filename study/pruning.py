@@ -11,10 +11,12 @@ import optuna
 from study.compat import set_trial_system_attr
 from study.config import StudyConfig
 from study.devices import Device
+from study.racing import RacePruner
 from study.records import BATCH_SIZE, OUT_OF_MEMORY, PRUNE_REASON
 
 Result = TypeVar("Result")
 PRUNERS = {
+    "race": RacePruner,
     "median": optuna.pruners.MedianPruner,
     "halving": optuna.pruners.SuccessiveHalvingPruner,
     "hyperband": optuna.pruners.HyperbandPruner,
@@ -23,14 +25,16 @@ PRUNERS = {
 
 
 def make_pruner(config: StudyConfig) -> optuna.pruners.BasePruner:
-    """The pruner for `--pruner`, never pruning before `--pruner-warmup` epochs, GPU-aware.
+    """The pruner for `--pruner`, GPU-aware: the race across repeats, or a per-epoch pruner that
+    never prunes before `--pruner-warmup` epochs.
 
     Example:
-        >>> type(make_pruner(StudyConfig(pruner="hyperband").validate())).__mro__[1].__name__
+        >>> type(make_pruner(StudyConfig(pruner="hyperband", search_repeats=1).validate())).__mro__[1].__name__
         'HyperbandPruner'
     """
     warmup = min(config.pruner_warmup, config.epochs - 1)
     arguments = {
+        "race": dict(alpha=config.race_alpha),
         "median": dict(n_startup_trials=3, n_warmup_steps=warmup),
         "halving": dict(min_resource=max(1, warmup)),
         "hyperband": dict(min_resource=max(1, warmup), max_resource=config.epochs),

@@ -116,7 +116,8 @@ def running_candidates(study: optuna.Study) -> set[str]:
 
 
 def score(trial: FrozenTrial) -> float | None:
-    """A trial's validation accuracy: its value, or for a pruned trial the last value it reported.
+    """A trial's validation accuracy: its value; for a pruned trial the mean of the repeats it
+    finished, or (one repeat, pruned by epoch) the last value it reported.
 
     Example:
         >>> score(optuna.trial.create_trial(state=TrialState.PRUNED, intermediate_values={1: 0.4, 2: 0.5}))
@@ -124,6 +125,8 @@ def score(trial: FrozenTrial) -> float | None:
     """
     if trial.state == TrialState.COMPLETE:
         return float(trial.value)
+    if trial.user_attrs.get(REPEAT_VALUES) and len(trial.user_attrs[REPEAT_VALUES]) > 1:
+        return float(np.mean(trial.user_attrs[REPEAT_VALUES]))
     steps = trial.intermediate_values
     return float(steps[max(steps)]) if steps else None
 

@@ -9,15 +9,17 @@ from __future__ import annotations
 import dataclasses
 import time
 
+import numpy as np
 import optuna
 
 from study.backbones import block_delimiters, build_backbone, preprocessor
 from study.candidates import Candidate, layer_summary, make_candidates
-from study.config import StudyConfig
+from study.config import PER_EPOCH_PRUNERS, StudyConfig
 from study.data import Splits, load_splits
 from study.devices import current_device
 from study.errors import StudyError
 from study.pruning import ReportToTrial, fit_or_prune, make_pruner
+from study.racing import summarize, tied_with_winner
 from study.ranking import layer_ranking
 from study.records import (
     CANDIDATES,
@@ -25,22 +27,30 @@ from study.records import (
     CONFIG,
     DEVICE,
     DUPLICATE_OF,
+    EPOCH_VALUES,
+    INTERVAL_95,
     LAYER_PARAMS,
     LAYERS,
     PARAM,
     PEAK_MEMORY,
     PREFIX_CACHE,
+    PRUNE_REASON,
+    REPEAT_VALUES,
     SECONDS,
     SPLITS,
+    STANDARD_ERROR,
+    TIED_WITH_WINNER,
     TRAIN_ACCURACY,
     TRAINABLE_PARAMS,
     finished_candidates,
+    finished_trials,
     running_candidates,
+    score,
 )
 from study.recovery import fail_dead_trials, with_owner
 from study.samplers import make_sampler
 from study.storage import open_storage
-from study.training import count_trainable, fine_tune, prefix_cache
+from study.training import Split, count_trainable, fine_tune, prefix_cache
 
 
 @dataclasses.dataclass
@@ -173,23 +183,38 @@ def run_search(config: StudyConfig) -> SearchOutcome:
 
 
 class Objective:
-    """Fine-tunes the trial's candidate on the search-train split; returns validation accuracy."""
+    """Fine-tunes the trial's candidate `--search-repeats` times, each repeat on its own paired draw
+    of search-train and search-val (study.data.Splits.search_draw) with its own seed; returns the
+    mean validation accuracy.
+
+    Each repeat's value is written as it finishes (user attr `repeat_values`), so a trial that is
+    interrupted leaves its finished repeats behind and the next trial of the candidate does not
+    train them again. With the race pruner every repeat is reported (step = repeat) and the trial
+    stops once it is shown worse than the best; a per-epoch pruner (one repeat) gets every epoch.
+    """
 
     def __init__(self, config: StudyConfig, splits: Splits, by_name: dict[str, Candidate],
                  planned: list[Candidate] = ()):
         self.config = config
         self.by_name = by_name
         self.num_classes = splits.num_classes
-        preprocess = preprocessor(config)
-        select = "search_val" if config.select_on == "val" else "test"
-        # Decoded and preprocessed once per run, not once per trial.
-        images, labels = splits.arrays("search_train")
-        self.train = (preprocess(images), labels)
-        images, labels = splits.arrays(select)
-        self.validation = (preprocess(images), labels)
-        self.split_names = ("search_train", select)
+        draws = [splits.search_draw(r) for r in range(config.search_repeats)]
+        if config.select_on == "test":  # the paper's choice: every repeat is scored on the test split
+            draws = [(train, splits.indices["test"]) for train, _ in draws]
+        # Decoded and preprocessed once per run, not once per trial: every image any repeat uses,
+        # in one source array the repeats index (and the prefix cache computes once per cut).
+        rows = np.unique(np.concatenate([index for draw in draws for index in draw]))
+        position = np.zeros(len(splits.labels), np.int64)
+        position[rows] = np.arange(len(rows))
+        images = preprocessor(config)(splits.images[rows])
+        labels = splits.labels[rows]
+        self.repeats = [
+            (Split("search", images, labels, position[train]), Split("search", images, labels, position[val]))
+            for train, val in draws
+        ]
         self.cache = prefix_cache(config, planned)  # the next candidates' prefixes share one pass
         self.device = current_device()
+        self.per_epoch = config.pruner in PER_EPOCH_PRUNERS
 
     def __call__(self, trial: optuna.Trial) -> float:
         name = trial.suggest_categorical(PARAM, list(self.by_name))
@@ -202,27 +227,100 @@ class Objective:
         trial.set_user_attr(DEVICE, self.device.name)
         self.device.reset_peak_memory()
         started = time.perf_counter()
+        values, curves, train_accuracies = _interrupted_repeats(trial.study, name)
         try:
-            # Out of GPU memory: retried once at half the batch, then pruned (study.pruning).
-            result = fit_or_prune(trial, lambda batch_size: fine_tune(
-                self.config,
-                lambda: build_backbone(self.config),
-                candidate,
-                self.train,
-                self.num_classes,
-                validation=self.validation,
-                callbacks=[ReportToTrial(trial, "val_accuracy")],
-                batch_size=batch_size,
-                before_fit=lambda model: _record_trainable(trial, model),
-                cache=self.cache,
-                split_names=self.split_names,
-            ), self.config.batch_size, self.device)
+            for repeat, (train, validation) in enumerate(self.repeats):
+                if repeat >= len(values):
+                    result = self._train(trial, candidate, repeat, train, validation)
+                    values.append(result.history["val_accuracy"][-1])
+                    curves.append([round(v, 6) for v in result.history["val_accuracy"]])
+                    train_accuracies.append(result.history["accuracy"][-1])
+                    trial.set_user_attr(PREFIX_CACHE, result.cache)
+                trial.set_user_attr(REPEAT_VALUES, values)
+                trial.set_user_attr(EPOCH_VALUES, curves)
+                trial.set_user_attr(TRAIN_ACCURACY, float(np.mean(train_accuracies)))
+                if not self.per_epoch:
+                    self._race(trial, values[repeat], repeat)
         finally:
             trial.set_user_attr(SECONDS, round(time.perf_counter() - started, 3))
             trial.set_user_attr(PEAK_MEMORY, self.device.peak_memory_bytes())
-        trial.set_user_attr(TRAIN_ACCURACY, result.history["accuracy"][-1])
-        trial.set_user_attr(PREFIX_CACHE, result.cache)
-        return result.history["val_accuracy"][-1]
+        summary = summarize(values, n_images=self.repeats[0][1].size)
+        trial.set_user_attr(STANDARD_ERROR, summary["standard_error"])
+        trial.set_user_attr(INTERVAL_95, summary["interval_95"])
+        return float(np.mean(values))
+
+    def _train(self, trial: optuna.Trial, candidate: Candidate, repeat: int, train: Split, validation: Split):
+        """One repeat: its own draw and seed; the backbone (and so the cache) is the same in every repeat."""
+        # Out of GPU memory: retried once at half the batch, then pruned (study.pruning).
+        return fit_or_prune(trial, lambda batch_size: fine_tune(
+            self.config,
+            lambda: build_backbone(self.config),
+            candidate,
+            train,
+            self.num_classes,
+            validation=validation,
+            callbacks=[ReportToTrial(trial, "val_accuracy")] if self.per_epoch else [],
+            seed=self.config.seed + repeat,
+            backbone_seed=self.config.seed,
+            batch_size=batch_size,
+            before_fit=lambda model: _record_trainable(trial, model),
+            cache=self.cache,
+        ), self.config.batch_size, self.device)
+
+    def _race(self, trial: optuna.Trial, value: float, repeat: int) -> None:
+        """Report a repeat's value; stop the trial once the race shows it worse than the best."""
+        trial.report(value, step=repeat)
+        if repeat + 1 < len(self.repeats) and trial.should_prune():
+            reason = f"stopped after {repeat + 1} of {len(self.repeats)} repeats: " + _race_reason(trial)
+            trial.set_user_attr(PRUNE_REASON, reason)
+            raise optuna.TrialPruned(reason)
+
+
+def _race_reason(trial: optuna.Trial) -> str:
+    """Why the race pruner stopped a trial, in words, from the same comparison it made."""
+    frozen = next(t for t in trial.study.get_trials(deepcopy=False) if t.number == trial.number)
+    compared = trial.study.pruner.compare_with_best(trial.study, frozen)
+    if compared is None:  # the pruner said so for another reason (out of device memory)
+        return "the pruner stopped it"
+    best, p = compared
+    return (f"worse than trial {best.number} ({best.params.get(PARAM)}) on the repeats both have, "
+            f"paired t-test p={p:.3g} < {trial.study.pruner.alpha}")
+
+
+def _interrupted_repeats(study: optuna.Study, name: str) -> tuple[list[float], list[list[float]], list[float]]:
+    """The finished repeats of the candidate's interrupted (FAIL) trials: values, curves, train accuracies.
+
+    Repeats are deterministic (their draw and seed), so a finished one is not trained again.
+    """
+    failed = [t for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.FAIL,))
+              if t.params.get(PARAM) == name and t.user_attrs.get(REPEAT_VALUES)]
+    if not failed:
+        return [], [], []
+    longest = max(failed, key=lambda t: len(t.user_attrs[REPEAT_VALUES]))
+    values = list(longest.user_attrs[REPEAT_VALUES])
+    curves = list(longest.user_attrs.get(EPOCH_VALUES, [[] for _ in values]))
+    train_accuracy = longest.user_attrs.get(TRAIN_ACCURACY, 0.0)
+    return values, curves, [train_accuracy] * len(values)
+
+
+def record_tied_set(outcome: SearchOutcome, config: StudyConfig) -> list[str]:
+    """Store and return the candidates not significantly worse than the winner (winner first).
+
+    Each finished candidate's repeat values are compared with the winner's, paired, by the race's
+    test at `--race-alpha` (study.racing.tied_with_winner); one repeat uses the binomial error of
+    the selection split's size.
+    """
+    results = {
+        name: [float(v) for v in trial.user_attrs.get(REPEAT_VALUES) or [score(trial)]]
+        for name, trial in finished_trials(outcome.study.get_trials(deepcopy=False)).items()
+        if score(trial) is not None
+    }
+    if not results:
+        return []
+    n_images = sum(outcome.study.user_attrs[SPLITS]["counts"]["search_val" if config.select_on == "val" else "test"].values())
+    tied = tied_with_winner(results, n_images, config.race_alpha)
+    outcome.study.set_user_attr(TIED_WITH_WINNER, tied)
+    return tied
 
 
 def _record_trainable(trial: optuna.Trial, model) -> None:

@@ -116,27 +116,52 @@ def count_trainable(model: keras.Model) -> int:
     return int(sum(np.prod(weight.shape) for weight in model.trainable_weights))
 
 
+@dataclasses.dataclass
+class Split:
+    """The images of one split, as rows of a source array that several splits share.
+
+    The prefix cache computes a source's activations once (keyed by `source`), and each split
+    indexes its rows: the repeats of a search, each with its own draw, share one forward pass.
+    """
+
+    source: str  # the cache's name for `images`
+    images: np.ndarray  # preprocessed images of the whole source
+    labels: np.ndarray  # labels of the whole source
+    rows: np.ndarray | None = None  # this split's rows of the source (None: all of them)
+
+    def take(self, arrays: list[np.ndarray]) -> list[np.ndarray]:
+        """This split's rows of arrays that have one row per source image."""
+        return arrays if self.rows is None else [array[self.rows] for array in arrays]
+
+    @property
+    def size(self) -> int:
+        return len(self.labels) if self.rows is None else len(self.rows)
+
+
 def fine_tune(
     config: StudyConfig,
     build_backbone: Callable[[], keras.Model],
     candidate: Candidate,
-    train: tuple[np.ndarray, np.ndarray],
+    train: Split | tuple[np.ndarray, np.ndarray],
     num_classes: int,
-    validation: tuple[np.ndarray, np.ndarray] | None = None,
+    validation: Split | tuple[np.ndarray, np.ndarray] | None = None,
     callbacks: list[keras.callbacks.Callback] = (),
     seed: int | None = None,
     batch_size: int | None = None,
     before_fit: Callable[[keras.Model], None] | None = None,
     cache: PrefixCache | None = None,
     split_names: tuple[str, str] = ("train", "validation"),
+    backbone_seed: int | None = None,
 ) -> TrainingResult:
     """Train `candidate` plus the head on preprocessed `train` images for `config.epochs` epochs.
 
     The learning rate drops on a plateau of validation accuracy (training accuracy when there is
-    no validation set). Everything is seeded, so the same call gives the same weights. With a
-    `cache`, the frozen layers below the candidate run once per split (`split_names` name the
-    splits in the cache) and training starts from their outputs, and the backbone is built once per
-    seed and kept between calls (the cache resets what earlier calls tuned); the result is the same.
+    no validation set). Everything is seeded, so the same call gives the same weights: `seed` seeds
+    the head and the order of batches, `backbone_seed` (default: `seed`) the backbone's build (random
+    weights only). With a `cache`, the frozen layers below the candidate run once per source of
+    images (a `Split`'s `source`; for plain arrays `split_names` name them) and training starts from
+    their outputs, and the backbone is built once per backbone seed and kept between calls (the
+    cache resets what earlier calls tuned); the result is the same.
 
     Example:
         >>> result = fine_tune(config, lambda: build_backbone(config), candidate,
@@ -145,18 +170,25 @@ def fine_tune(
     """
     started = time.perf_counter()
     seed = config.seed if seed is None else seed
+    backbone_seed = seed if backbone_seed is None else backbone_seed
+    train, validation = (
+        split if split is None or isinstance(split, Split) else Split(name, *split)
+        for split, name in zip((train, validation), split_names)
+    )
     if cache is None:
-        backbone = fresh_backbone(build_backbone, seed)
+        backbone = fresh_backbone(build_backbone, backbone_seed)
     else:
-        backbone = cache.backbone(build_backbone, seed, candidate)
+        backbone = cache.backbone(build_backbone, backbone_seed, candidate)
     keras.utils.set_random_seed(seed)  # the same head whether or not the backbone was built just now
     model = build_model(backbone, num_classes)
     freeze_all_but(backbone, candidate)
-    trained, inputs, cache_state = model, [train[0]], "off"
-    validation_inputs = None if validation is None else [validation[0]]
+    trained, cache_state = model, "off"
+    inputs = train.take([train.images])
+    validation_inputs = None if validation is None else validation.take([validation.images])
     if cache is not None:
         cut = find_cut(backbone, candidate)
-        images = len(train[1]) + (0 if validation is None else len(validation[1]))
+        sources = {split.source: len(split.images) for split in (train, validation) if split is not None}
+        images = sum(sources.values())
         if cut is None:
             cache_state = "off: the first layer is tuned, nothing below it to cache"
         elif not cache.fits(cut, images):
@@ -166,9 +198,10 @@ def fine_tune(
             )
         else:
             trained = _model_from_cut(cut, model)
-            inputs = cache.activations(cut, split_names[0], train[0], seed)
+            inputs = train.take(cache.activations(cut, train.source, train.images, backbone_seed))
             if validation is not None:
-                validation_inputs = cache.activations(cut, split_names[1], validation[0], seed)
+                validation_inputs = validation.take(
+                    cache.activations(cut, validation.source, validation.images, backbone_seed))
             cache_state = f"on: {len(cut.key)} tensor(s) after {cut.key[-1]}, {cut.bytes_per_image() * images / 2**20:.1f} MiB"
     for compiled in {id(m): m for m in (model, trained)}.values():
         compile_model(compiled, FusedAdam(learning_rate=config.learning_rate))
@@ -176,11 +209,13 @@ def fine_tune(
         before_fit(model)
     batch_size = batch_size or config.batch_size
     monitor = "val_accuracy" if validation is not None else "accuracy"
+    train_labels, = train.take([train.labels])
     history = trained.fit(
-        batches(inputs, train[1], batch_size, shuffle_seed=seed),
+        batches(inputs, train_labels, batch_size, shuffle_seed=seed),
         epochs=config.epochs,
         shuffle=False,  # `batches` shuffles, seeded, so plain and cached trials see the same order
-        validation_data=None if validation is None else batches(validation_inputs, validation[1], max(batch_size, 32)),
+        validation_data=None if validation is None else batches(
+            validation_inputs, *validation.take([validation.labels]), max(batch_size, 32)),
         verbose=0,
         callbacks=[keras.callbacks.ReduceLROnPlateau(monitor=monitor), *callbacks, EpochProgress()],
     )

@@ -19,6 +19,9 @@ def tiny_args(tmp_path):
             "--image-size", "32",
             "--model", "vgg16",
             "--epochs", "2",
+            # The paper's single training and the per-epoch median pruner: the protocol before
+            # --search-repeats, which K=1 reproduces exactly; tests/test_repeats.py covers K > 1.
+            "--search-repeats", "1", "--pruner", "median",
             "--storage", f"sqlite:///{tmp_path}/studies.db",
             "--artifact-dir", str(tmp_path / "artifacts"),
             *extra,
@@ -68,7 +71,7 @@ def protocol_storage(tmp_path_factory, tiny_model):
     args = [
         "--dataset", "synthetic", "--synthetic-size", "60", "--synthetic-classes", "3",
         "--weights", "none", "--image-size", "32", "--model", tiny_model,
-        "--epochs", "2", "--learning-rate", "0.003", "--pruner", "none",
+        "--epochs", "2", "--learning-rate", "0.003", "--pruner", "none", "--search-repeats", "1",
         "--strategy", "all", "--repeats", "2",
         "--storage", f"sqlite:///{folder}/studies.db", "--artifact-dir", str(folder / "artifacts"),
     ]

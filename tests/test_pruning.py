@@ -104,12 +104,12 @@ def test_batch_of_one_is_not_retried_at_the_same_size():
                   ("hyperband", optuna.pruners.HyperbandPruner), ("none", optuna.pruners.NopPruner)]
 )
 def test_make_pruner_makes_the_chosen_pruner_gpu_aware(name, cls):
-    pruner = make_pruner(StudyConfig(pruner=name, epochs=10).validate())
+    pruner = make_pruner(StudyConfig(pruner=name, epochs=10, search_repeats=1).validate())
     assert isinstance(pruner, cls) and type(pruner).__name__ == f"GpuAware{cls.__name__}"
 
 
 def test_no_pruning_before_the_warmup_and_the_curve_is_kept():
-    pruner = make_pruner(StudyConfig(pruner="median", pruner_warmup=3, epochs=10).validate())
+    pruner = make_pruner(StudyConfig(pruner="median", pruner_warmup=3, epochs=10, search_repeats=1).validate())
     study = optuna.create_study(direction="maximize", pruner=pruner)
     for _ in range(3):  # the median pruner's startup trials: good curves
         trial = study.ask()
