@@ -4,10 +4,13 @@ Every model here is tiny (random weights, 32 px) and saved as a .keras file firs
 """
 
 import dataclasses
+import importlib.util
 import json
 import re
 import subprocess
 import sys
+import zipfile
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -222,7 +225,17 @@ def _merged_top():
     return keras.Model(inputs, keras.layers.Dense(3)(keras.layers.Concatenate()(pooled)))
 
 
+def _input(shape):
+    def make():
+        inputs = keras.Input(shape)
+        return keras.Model(inputs, keras.layers.Dense(4)(inputs))
+
+    return make
+
+
 INVALID = {
+    "not square": (_input((SIZE, 48, 3)), "square or flexible input"),
+    "channels first": (_input((3, SIZE, SIZE)), "channels-first"),
     "two inputs": (_two_inputs, "has 2 inputs"),
     "vector input": (_vector_input, "not images"),
     "no weighted layer": (_no_weights, "no weighted layer"),
@@ -252,6 +265,17 @@ def test_files_that_are_not_keras_models(tmp_path):
     assert "not a Keras model file" in message and "not found" not in message.lower()
     (tmp_path / "w.keras").write_bytes(b"\x89HDF\r\n\x1a\n" + b"\0" * 64)
     assert "HDF5" in _error(lambda: build_backbone(_config(str(tmp_path / "w.keras"))))
+    with zipfile.ZipFile(tmp_path / "z.keras", "w") as archive:
+        archive.writestr("notes.txt", "hello")
+    assert "no config.json" in _error(lambda: build_backbone(_config(str(tmp_path / "z.keras"))))
+
+
+def test_backbone_table_script(capsys):
+    spec = importlib.util.spec_from_file_location("backbone_table", Path(__file__).parents[1] / "tools" / "backbone_table.py")
+    table = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(table)
+    assert table.main(["vgg16"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == "| vgg16 | 13 | 5 | 11 |"
 
 
 def test_fine_tune_a_nested_layer_with_and_without_the_prefix_cache(saved):
