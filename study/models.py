@@ -28,7 +28,8 @@ where it expects 0..1 sees activations 255 times too large, a far worse mismatch
 expected. `--input-scaling` overrides the rule. A 1-channel model gets the luminance of the RGB pixels
 (the weights of `tf.image.rgb_to_grayscale`), scaled the same way.
 
-Private Keras internals are used in one place only, `_run_graph` (marked there).
+Private Keras internals are used in two small functions only, `_run_graph` and `_is_graph_model`
+(marked there), to be gathered in a compatibility module.
 
 Example:
     >>> backbone = load_model_file("my_model.keras", image_size=224)
@@ -268,7 +269,11 @@ def _is_weighted(layer: keras.layers.Layer) -> bool:
 
 
 def _is_graph_model(layer) -> bool:
-    """A model this module opens up: Sequential or functional (subclassed models stay one layer)."""
+    """A model this module opens up: Sequential or functional (subclassed models stay one layer).
+
+    Private Keras API (`_nodes_by_depth`, Keras 3.x): a functional model has no public marker; the
+    attribute is what `_run_graph` walks, so its presence is exactly the condition needed.
+    """
     return isinstance(layer, keras.Sequential) or (
         isinstance(layer, keras.Model) and hasattr(layer, "_nodes_by_depth")
     )
@@ -337,7 +342,9 @@ class _Tracer:
         if _is_graph_model(layer):
             # A nested model's own call arguments (training=False in the transfer-learning guide)
             # are dropped: the tool calls the whole backbone with training=False.
-            return self.model(layer, args[0])
+            outputs = self.model(layer, args[0])
+            self.outputs[layer.name] = outputs  # --features-layer may name the nested model: its output
+            return outputs
         outputs = layer(*args, **kwargs)
         flat_inputs = [t for t in keras.tree.flatten((args, kwargs)) if isinstance(t, keras.KerasTensor)]
         for tensor in keras.tree.flatten(outputs):

@@ -151,6 +151,8 @@ def test_features_layer_picks_where_the_head_goes(saved):
     assert weighted_layers(backbone) == ["base.conv1", "conv2"] and backbone.output_shape == (None, SIZE, SIZE, 4)
     pooled = models.load_model_file(saved["nested"], SIZE, features_layer="gap")  # pooled features: allowed
     assert pooled.output_shape == (None, 6)
+    base = models.load_model_file(saved["nested"], SIZE, features_layer="base")  # a nested model's output
+    assert weighted_layers(base) == ["base.conv1", "conv2", "conv3"]
     message = _error(lambda: models.load_model_file(saved["nested"], SIZE, features_layer="nope"))
     assert "no layer of that name" in message and "conv1" in message
 
