@@ -12,6 +12,7 @@ import numpy as np
 from study.backbones import block_delimiters, block_pattern
 from study.config import StudyConfig
 from study.errors import StudyError
+from study.models import is_weighted
 from study.strategies import STRATEGIES, Candidate, block_groups
 
 __all__ = ["Candidate", "all_layers", "blocks", "is_weighted", "layer_summary", "make_candidates", "weighted_layers"]
@@ -26,11 +27,6 @@ def all_layers(model: keras.Model) -> list[keras.layers.Layer]:
         else:
             layers.append(layer)
     return layers
-
-
-def is_weighted(layer: keras.layers.Layer) -> bool:
-    """A weighted layer has a trainable kernel: Conv2D, DepthwiseConv2D, SeparableConv2D, Dense."""
-    return any(weight.name.endswith("kernel") for weight in layer.weights)
 
 
 def weighted_layers(model: keras.Model) -> list[str]:
@@ -53,18 +49,19 @@ def check_delimiters(delimiters: tuple[str, ...]) -> None:
         )
 
 
-def layer_summary(model: keras.Model, delimiters: tuple[str, ...]) -> list[dict]:
+def layer_summary(model: keras.Model, delimiters: tuple[str, ...], pattern: str | None = None) -> list[dict]:
     """Every layer in graph order with its class, parameter count and whether it ends a block.
 
     Stored in the study so a report can draw parameters per layer without building the model, and
-    the input of every strategy (study.strategies).
+    the input of every strategy (study.strategies). With a block name `pattern` (a backbone such as
+    EfficientNet), the last weighted layer of each block but the last ends it.
 
     Example:
         >>> layer_summary(keras.applications.VGG16(include_top=False, weights=None), ("MaxPooling2D",))[1]
         {'name': 'block1_conv1', 'class': 'Conv2D', 'params': 1792, 'weighted': True, 'ends_block': False}
     """
     check_delimiters(delimiters)
-    return [
+    layers = [
         {
             "name": layer.name,
             "class": type(layer).__name__,
@@ -74,6 +71,11 @@ def layer_summary(model: keras.Model, delimiters: tuple[str, ...]) -> list[dict]
         }
         for layer in all_layers(model)
     ]
+    if pattern is not None:
+        ends = {group[-1] for group in block_groups(layers, pattern)[:-1]}
+        for layer in layers:
+            layer["ends_block"] = layer["name"] in ends
+    return layers
 
 
 def blocks(model: keras.Model, delimiters: tuple[str, ...], pattern: str | None = None) -> list[list[str]]:
@@ -99,8 +101,7 @@ def make_candidates(
         >>> [c.name for c in make_candidates(config, keras.applications.VGG16(include_top=False, weights=None))][0]
         'block-01:block1_conv1..block1_conv2'
     """
-    layers = layer_summary(model, block_delimiters(config))
+    layers = layer_summary(model, block_delimiters(config), block_pattern(config))
     if not any(layer["weighted"] for layer in layers):
         raise StudyError(f"--model {config.model}: the model has no weighted (kernel) layers to tune")
-    pattern = None if config.delimiters else block_pattern(config)  # --delimiters overrides it
-    return STRATEGIES[config.strategy].generate(layers, config, ranked_layers, pattern)
+    return STRATEGIES[config.strategy].generate(layers, config, ranked_layers, block_pattern(config))

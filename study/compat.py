@@ -58,6 +58,37 @@ def producer_of(tensor):
     return tensor._keras_history[0]
 
 
+# Flattening a user's nested or Sequential model (study.models) must visit a functional graph node
+# by node with each call's arguments; Keras has no public way to do that.
+
+
+def is_graph_model(layer) -> bool:
+    """A model whose graph can be opened up: Sequential or functional (subclassed models stay one layer).
+
+    A functional model has no public marker; `_nodes_by_depth` is what `run_graph` walks, so its
+    presence is exactly the condition needed.
+
+    Example:
+        >>> import keras
+        >>> is_graph_model(keras.Sequential([keras.layers.Dense(2)])), is_graph_model(keras.layers.Dense(2))
+        (True, False)
+    """
+    import keras
+
+    return isinstance(layer, keras.Sequential) or (isinstance(layer, keras.Model) and hasattr(layer, "_nodes_by_depth"))
+
+
+def run_graph(model, inputs, call):
+    """Run a functional model's graph node by node, each layer call made by `call(layer, args, kwargs)`.
+
+    Uses `keras.src.ops.function.Function._run_through_graph`. Returns the outputs in the model's
+    output structure (list, dict or tensor).
+    """
+    return model._run_through_graph(
+        inputs, operation_fn=lambda operation: operation, call_fn=lambda op, *args, **kwargs: call(op, args, kwargs)
+    )
+
+
 # --- Keras: the optimizer ---------------------------------------------------------------------
 # FusedAdam (study.training) updates Keras's own Adam slots in TensorFlow's fused kernel, so it
 # needs the slot variables of a weight; Keras keeps them in private lists.

@@ -9,6 +9,7 @@ from pathlib import Path
 from study.errors import StudyError
 from study.strategies import STRATEGIES as STRATEGY_REGISTRY
 
+# The paper's six backbones (Table I); study.backbones.BACKBONES has every keras.applications one.
 MODELS = ("vgg16", "mobilenet", "mobilenet_v2", "mobilenet_v3_small", "resnet50", "resnet50_v2")
 DATASETS = ("tf_flowers", "synthetic")
 PER_EPOCH_PRUNERS = ("median", "halving", "hyperband")  # judge one training curve, epoch by epoch
@@ -99,8 +100,10 @@ class StudyConfig:
                                          metavar="F")
     select_on: str = _option("val", "the split the search selects on (test: the paper's choice, leaks the test "
                                     "split)", choices=("val", "test"))
-    input_scaling: str = _option("model", "model: each backbone's preprocess_input; unit: the paper's 0..1",
-                                 choices=("model", "unit"))
+    input_scaling: str = _option("model", "model: the backbone's own preprocess_input (a saved model: raw pixels if it "
+                                          "scales inside, else 0..1); unit: the paper's 0..1; raw, tf, caffe, torch: "
+                                          "force that keras.applications mode",
+                                 choices=("model", "unit", "raw", "tf", "caffe", "torch"))
     synthetic_size: int = _option(250, "synthetic data set: number of images", metavar="N")
     prefix_cache: bool = _option(True, "recompute the frozen layers every epoch (the plain way)",
                                  flag="--no-prefix-cache")
@@ -164,14 +167,8 @@ class StudyConfig:
                 "--study-name cannot be used with --strategy all: each strategy gets its own study, "
                 "named {dataset}-{model}-{strategy}"
             )
-        if self.is_model_file:
-            if not os.path.isfile(self.model):
-                raise StudyError(f"--model {self.model}: no such file; give a saved .keras model")
-        elif self.model not in MODELS:
-            raise StudyError(
-                f"--model {self.model!r} is unknown; choose one of {', '.join(MODELS)} "
-                "or give a path to a .keras model"
-            )
+        if self.is_model_file and not os.path.isfile(self.model):
+            raise StudyError(f"--model {self.model}: no such file; give a saved .keras model")
         if self.weights not in ("imagenet", "none") and not os.path.isfile(self.weights):
             raise StudyError(
                 f"--weights {self.weights}: no such file; use 'imagenet', 'none' or a weights file"

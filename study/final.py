@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 
-import keras
 import optuna
 
-from study.backbones import build_backbone, preprocessor
+from study.backbones import build_backbone, input_map, preprocessor
 from study.config import StudyConfig
+from study.export import final_model_path, save_standalone, standalone_model
 from study.records import FINAL, PARAM, add_final_run, final_candidate, new_final
 from study.search import SearchOutcome
-from study.training import compile_model, fine_tune, prefix_cache
+from study.training import fine_tune, prefix_cache
 
 
 def run_final(config: StudyConfig, outcome: SearchOutcome) -> dict:
@@ -56,7 +55,7 @@ def run_final(config: StudyConfig, outcome: SearchOutcome) -> dict:
         accuracy = float(scores["accuracy"])
         add_final_run(final, seed, accuracy, result.history["accuracy"][-1], round(result.seconds, 3), config.select_on)
         if "artifact_id" not in final:
-            final["artifact_id"] = _save_model(config, study, result.model, name)
+            final["artifact_id"] = _save_model(config, study, result.model, name, outcome.splits.class_names)
         print(f"  seed {seed}: test accuracy {accuracy:.4f} ({result.seconds:.1f} s)", flush=True)
         study.set_user_attr(FINAL, final)  # after every seed, so an interruption loses at most one
     print(
@@ -67,17 +66,14 @@ def run_final(config: StudyConfig, outcome: SearchOutcome) -> dict:
     return final
 
 
-def _save_model(config: StudyConfig, study: optuna.Study, model, name: str) -> str:
-    store = artifact_store(config)
-    safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / f"final-{safe}.keras"
-        # Trained with FusedAdam; saved with Keras's own Adam so the file loads without this package.
-        compile_model(model, keras.optimizers.Adam(learning_rate=config.learning_rate))
-        model.save(path)
-        return optuna.artifacts.upload_artifact(
-            artifact_store=store, file_path=str(path), study_or_trial=study
-        )
+def _save_model(config: StudyConfig, study: optuna.Study, model, name: str, classes: list[str]) -> str:
+    """Save the standalone model under `storage/models/<study>.keras` and upload it as an artifact."""
+    metadata = {
+        "study": config.name, PARAM: name, "classes": list(classes), "image_size": config.image_size,
+        "preprocessing": input_map(config).description, "input": "RGB pixels 0..255, any size (resized inside)",
+    }
+    path = save_standalone(standalone_model(config, model), final_model_path(config), metadata)
+    return optuna.artifacts.upload_artifact(artifact_store=artifact_store(config), file_path=str(path), study_or_trial=study)
 
 
 def artifact_store(config: StudyConfig) -> optuna.artifacts.FileSystemArtifactStore:

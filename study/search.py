@@ -12,7 +12,7 @@ import time
 import numpy as np
 import optuna
 
-from study.backbones import block_delimiters, build_backbone, preprocessor
+from study.backbones import block_delimiters, block_pattern, build_backbone, input_map, preprocessor, registered
 from study.candidates import Candidate, layer_summary, make_candidates
 from study.config import PER_EPOCH_PRUNERS, StudyConfig
 from study.data import Splits, load_splits
@@ -132,14 +132,16 @@ def prepare_search(config: StudyConfig) -> SearchPlan:
         >>> plan.n_trials  # doctest: +SKIP
         11
     """
+    registered(config)  # an unknown --model is refused before the images are loaded
     splits = load_splits(config)
     storage = open_storage(config.storage)
     # top-k tunes the best layers of the finished layer-wise study: read its ranking first.
     ranked = layer_ranking(config, storage, splits.fingerprint()) if config.strategy == "topk" else None
     backbone = build_backbone(config)
+    input_map(config, backbone)  # a pixel scaling that cannot work is refused before the study is written
     candidates = make_candidates(config, backbone, ranked_layers=ranked)
     order = [c.name for c in reversed(candidates)]  # the paper searches from the output end
-    layer_params = layer_summary(backbone, block_delimiters(config))
+    layer_params = layer_summary(backbone, block_delimiters(config), block_pattern(config))
     study = load_or_create_study(
         storage, config, splits, candidates, make_sampler(config, order), layer_params=layer_params
     )

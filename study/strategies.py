@@ -58,8 +58,9 @@ def block_groups(layers: list[dict], pattern: str | None = None) -> list[list[st
     """Weighted layers grouped into blocks.
 
     Without `pattern`, a layer that ends a block (a delimiter class) closes the current group.
-    With `pattern` (a regex), consecutive weighted layers whose names give the same first group of
-    `re.match(pattern, name)` form one block; a layer that does not match is a block of its own.
+    With `pattern` (a regex), consecutive weighted layers whose names give the same key (the first
+    group of `re.match(pattern, name)` that matched) form one block; a layer that does not match is a
+    block of its own.
 
     Example:
         >>> layers = [{"name": n, "weighted": True, "ends_block": False} for n in ("s1_a", "s1_b", "s2_a", "top")]
@@ -78,7 +79,8 @@ def block_groups(layers: list[dict], pattern: str | None = None) -> list[list[st
         if not layer["weighted"]:
             continue
         match = re.match(pattern, layer["name"])
-        key = match.group(1) if match else ("own", layer["name"])
+        # The key: the first group that matched (a pattern may have alternatives), else the match.
+        key = next((g for g in match.groups() if g is not None), match.group(0)) if match else ("own", layer["name"])
         if key != previous and groups[-1]:
             groups.append([])
         groups[-1].append(layer["name"])
