@@ -9,7 +9,7 @@ import optuna
 from study.backbones import build_backbone, input_map, preprocessor
 from study.config import StudyConfig
 from study.export import final_model_path, save_standalone, standalone_model
-from study.records import FINAL, PARAM, add_final_run, final_candidate, new_final
+from study.records import CLASSES, FINAL, PARAM, add_final_run, final_candidate, new_final
 from study.search import SearchOutcome
 from study.training import fine_tune, prefix_cache
 
@@ -69,7 +69,7 @@ def run_final(config: StudyConfig, outcome: SearchOutcome) -> dict:
 def _save_model(config: StudyConfig, study: optuna.Study, model, name: str, classes: list[str]) -> str:
     """Save the standalone model under `storage/models/<study>.keras` and upload it as an artifact."""
     metadata = {
-        "study": config.name, PARAM: name, "classes": list(classes), "image_size": config.image_size,
+        "study": config.name, PARAM: name, CLASSES: list(classes), "image_size": config.image_size,
         "preprocessing": input_map(config).description, "input": "RGB pixels 0..255, any size (resized inside)",
     }
     path = save_standalone(standalone_model(config, model), final_model_path(config), metadata)

@@ -32,6 +32,8 @@ import optuna
 import scipy.stats
 from optuna.trial import FrozenTrial, TrialState
 
+from study.records import INTERVAL_95, REPEAT_VALUES, STANDARD_ERROR
+
 # Differences closer than this are equal: accuracies are fractions k/n, and 0.8 - 0.78 and
 # 0.7 - 0.68 differ by float rounding only (4e-17), which would make the t statistic huge.
 EQUAL_DIFFERENCES = 1e-12
@@ -70,7 +72,7 @@ def summarize(values: Sequence[float], n_images: int | None = None) -> dict:
         standard_error = float(np.std(values, ddof=1) / math.sqrt(len(values)))
         half_width = scipy.stats.t.ppf(0.975, len(values) - 1) * standard_error
         low, high = accuracy - half_width, accuracy + half_width
-    return {"mean": accuracy, "standard_error": standard_error, "interval_95": [float(low), float(high)]}
+    return {"mean": accuracy, STANDARD_ERROR: standard_error, INTERVAL_95: [float(low), float(high)]}
 
 
 def p_value_worse(
@@ -327,7 +329,7 @@ def simulate_race(
                 if repeat < repeats - 1 and trial.should_prune():
                     pruned.append(name)
                     break
-            trial.set_user_attr("repeat_values", done)
+            trial.set_user_attr(REPEAT_VALUES, done)
             if name in pruned:
                 study.tell(trial, state=TrialState.PRUNED)
             else:

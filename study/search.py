@@ -247,8 +247,8 @@ class Objective:
             trial.set_user_attr(SECONDS, round(time.perf_counter() - started, 3))
             trial.set_user_attr(PEAK_MEMORY, self.device.peak_memory_bytes())
         summary = summarize(values, n_images=self.repeats[0][1].size)
-        trial.set_user_attr(STANDARD_ERROR, summary["standard_error"])
-        trial.set_user_attr(INTERVAL_95, summary["interval_95"])
+        trial.set_user_attr(STANDARD_ERROR, summary[STANDARD_ERROR])
+        trial.set_user_attr(INTERVAL_95, summary[INTERVAL_95])
         return float(np.mean(values))
 
     def _train(self, trial: optuna.Trial, candidate: Candidate, repeat: int, train: Split, validation: Split):
