@@ -11,7 +11,8 @@ learning rate leave it at chance on the other task. The studies:
 
 1. plain: no cache, no pruner: the paper's exhaustive protocol, every epoch through every layer;
 2. cached: the prefix cache, no pruner: same seeds and epochs, so results must match plain;
-3. default: the prefix cache with the default (median) pruner.
+3. default: the prefix cache with the median pruner (the default before --search-repeats; one
+   repeat each, as the other two: benchmarks/repeats_cost.py measures the repeats).
 
 It prints the wall time of each, the speedup per candidate against its depth, whether the winners
 agree and the Spearman rank correlation of the candidates' accuracies. Next to each speedup is its
@@ -142,13 +143,13 @@ def benchmark_model(model: str, args: argparse.Namespace, folder: str) -> dict:
     base = StudyConfig(
         model=model, weights=weights, dataset="synthetic", synthetic_size=args.size,
         image_size=args.image_size, epochs=args.epochs, strategy="layer", learning_rate=args.learning_rate,
-        storage=f"sqlite:///{folder}/{model}.db", skip_final=True,
+        storage=f"sqlite:///{folder}/{model}.db", skip_final=True, search_repeats=1,
     ).validate()
     runs = {}
     for label, changes in (
         ("plain", dict(prefix_cache=False, pruner="none")),
         ("cached", dict(prefix_cache=True, pruner="none")),
-        ("default", dict(prefix_cache=True, pruner=base.pruner, pruner_warmup=args.pruner_warmup)),
+        ("default", dict(prefix_cache=True, pruner="median", pruner_warmup=args.pruner_warmup)),
     ):
         config = dataclasses.replace(base, study_name=f"{model}-{label}", **changes)
         runs[label] = run_grid(config)
