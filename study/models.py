@@ -59,7 +59,7 @@ def load_model_file(
     `weights`: a weights file saved from the same model (`--weights PATH`), loaded before anything else.
 
     Example:
-        >>> load_model_file("tiny.keras", 32).input_shape
+        >>> load_model_file("tiny.keras", 32).input_shape  # doctest: +SKIP
         (None, 32, 32, 3)
     """
     model = read_model(path)
