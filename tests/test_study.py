@@ -11,8 +11,9 @@ def _load(tmp_path, name="synthetic-vgg16-block"):
 
 def test_grid_study_end_to_end(tmp_path, tiny_args, capsys, prefix_passes):
     assert main(tiny_args()) == 0
-    # The four cuts above block 1 (block1_pool ... block4_pool): one pass per search split, not one per trial.
-    assert prefix_passes[:2] == [4, 4]
+    # The four cuts above block 1 (block1_pool ... block4_pool): one pass for the whole search (its
+    # splits are rows of one source array), not one per trial or per split; then the final stage's one cut.
+    assert prefix_passes[:2] == [4, 1]
     study = _load(tmp_path)
     trials = study.get_trials()
     candidates = study.user_attrs["candidates"]
