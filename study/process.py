@@ -20,8 +20,9 @@ EXIT_BAD_INPUT = 2  # a StudyError: one line on stderr, nothing written
 EXIT_INTERRUPTED = 130  # Ctrl-C, as a shell reports SIGINT
 
 # Tests reach moments no user can time (a process dying right after it created a trial, three
-# commands opening one storage at once) through this one variable: "NAME:kill" kills the process
-# at the point NAME, "NAME:wait-until=UNIX_TIME" makes it wait there until then. Read in `checkpoint` only.
+# commands opening one storage at once) through this one variable, read in `checkpoint` only:
+# "NAME:kill" kills the process at the point NAME; "NAME:barrier=DIR,N" makes it wait there until
+# N processes have arrived (each leaves a file in DIR).
 TEST_POINT = "STUDY_TEST_POINT"
 
 
@@ -106,5 +107,9 @@ def checkpoint(name: str) -> None:
         return
     if action == "kill":
         os.kill(os.getpid(), signal.SIGKILL)
-    elif action.startswith("wait-until="):
-        time.sleep(max(0.0, float(action.removeprefix("wait-until=")) - time.time()))
+    elif action.startswith("barrier="):
+        folder, _, count = action.removeprefix("barrier=").rpartition(",")
+        open(os.path.join(folder, f"{os.getpid()}.arrived"), "w").close()
+        deadline = time.monotonic() + 300
+        while len([f for f in os.listdir(folder) if f.endswith(".arrived")]) < int(count) and time.monotonic() < deadline:
+            time.sleep(0.01)
