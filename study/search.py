@@ -40,7 +40,7 @@ from study.records import (
 )
 from study.recovery import claim_new_study, fail_dead_trials, wait_for_records, with_owner
 from study.samplers import make_sampler
-from study.storage import check_destinations, open_existing_storage, open_storage
+from study.storage import check_destinations, open_storage, reading
 from study.training import count_trainable, fine_tune, prefix_cache
 
 
@@ -137,8 +137,8 @@ def prepare_search(config: StudyConfig) -> SearchPlan:
     layer_params = layer_summary(backbone, block_delimiters(config))  # refuses unknown --delimiters
     ranked = None
     if config.strategy == "topk":  # top-k tunes the best layers of the finished layer-wise study
-        existing = open_existing_storage(config.storage, missing_ok=True)  # read only, creates nothing
-        ranked = layer_ranking(config, existing, splits.fingerprint())
+        with reading(config.storage) as existing:  # read only: creates nothing, changes nothing
+            ranked = layer_ranking(config, existing, splits.fingerprint())
     candidates = make_candidates(config, backbone, ranked_layers=ranked)
     order = [c.name for c in reversed(candidates)]  # the paper searches from the output end
     # Every input is known to be good: only now is the storage opened (and made, if new).

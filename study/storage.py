@@ -16,12 +16,14 @@ are then found and used.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import os
 import random
 import re
 import time
 from pathlib import Path
+from typing import Iterator
 
 import optuna
 import sqlalchemy
@@ -151,6 +153,24 @@ def open_existing_storage(url: str, missing_ok: bool = False) -> optuna.storages
             return None
         raise StudyError(f"--storage {masked(url)}: holds no Optuna studies; run `python -m study.run` first")
     return _rdb_storage(url, skip_table_creation=True)
+
+
+@contextlib.contextmanager
+def reading(url: str) -> Iterator[optuna.storages.BaseStorage | None]:
+    """`open_existing_storage(url, missing_ok=True)` for the block's duration; closed after it, so a
+    SQLite file is left as it was found (no -wal or -shm file beside it).
+
+    Example:
+        >>> with reading("sqlite:///no/such.db") as storage:
+        ...     storage is None
+        True
+    """
+    storage = open_existing_storage(url, missing_ok=True)
+    try:
+        yield storage
+    finally:
+        if storage is not None:
+            storage.engine.dispose()
 
 
 def owned_trial() -> FrozenTrial:
