@@ -2,7 +2,8 @@
 for the paper's whole protocol. The command line and the Python API both call `run`.
 
 Example:
-    >>> from study.config import StudyConfig
+    >>> from study.candidates import check_strategies
+from study.config import StudyConfig
     >>> results = run(StudyConfig(dataset="synthetic", weights="none", image_size=32, epochs=2).validate())  # doctest: +SKIP
     >>> results[0].final["mean"]  # doctest: +SKIP
     0.41
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from study.candidates import check_strategies
 from study.config import StudyConfig
 from study.dashboard import publish
 from study.final import run_final
@@ -63,6 +65,7 @@ def run(config: StudyConfig) -> list[StudyResult]:
     if config.strategy != "all":
         results = [run_study(config)]
     else:
+        check_strategies(protocol_configs(config))  # every step's options, before the first study runs
         results, layer_done = [], False
         for step in protocol_configs(config):
             if step.strategy == "topk" and not layer_done:

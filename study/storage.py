@@ -86,7 +86,7 @@ def check_destinations(url: str, artifact_dir: str) -> None:
     try:
         sqlalchemy.engine.make_url(url).get_dialect()  # the driver is imported, nothing is connected
     except (sqlalchemy.exc.SQLAlchemyError, ImportError, ValueError) as error:
-        raise StudyError(f"--storage {masked(url)}: cannot open it ({_first_line(error)})") from None
+        raise StudyError(f"--storage {masked(url)}: cannot open it ({_first_line(error, url)})") from None
     path = sqlite_path(url)
     if path is not None:
         if path.is_dir():
@@ -242,7 +242,7 @@ def _rdb_storage(url: str, **kwargs) -> optuna.storages.RDBStorage:
             if attempt < SCHEMA_ATTEMPTS and _lost_schema_race(error):
                 time.sleep(random.uniform(0.05, 0.2) * attempt)
                 continue
-            raise StudyError(f"--storage {masked(url)}: cannot open it ({_first_line(error)})") from None
+            raise StudyError(f"--storage {masked(url)}: cannot open it ({_first_line(error, url)})") from None
     raise AssertionError("unreachable")
 
 
@@ -267,7 +267,7 @@ def _has_tables(url: str) -> bool:
         finally:
             engine.dispose()
     except (sqlalchemy.exc.SQLAlchemyError, ImportError, ValueError) as error:
-        raise StudyError(f"--storage {masked(url)}: cannot open it ({_first_line(error)})") from None
+        raise StudyError(f"--storage {masked(url)}: cannot open it ({_first_line(error, url)})") from None
 
 
 def _cannot_create(folder: Path) -> str | None:
@@ -292,9 +292,19 @@ def _header(path: Path) -> bytes:
         return b""
 
 
-def _first_line(error: BaseException) -> str:
+def _first_line(error: BaseException, url: str | None = None) -> str:
+    """The first line of an error, with the password of `url` masked should a driver echo it."""
     text = str(error).strip()
-    return text.splitlines()[0][:200] if text else type(error).__name__
+    line = text.splitlines()[0][:200] if text else type(error).__name__
+    password = _password(url) if url else None
+    return line.replace(password, "***") if password and len(password) > 2 else line
+
+
+def _password(url: str) -> str | None:
+    try:
+        return sqlalchemy.engine.make_url(url).password
+    except Exception:
+        return None
 
 
 def _writable(path: Path) -> bool:

@@ -67,6 +67,8 @@ CASES = {
     ),
     "window wider than the model": (lambda tmp: ["--strategy", "window", "--window-size", "1000"],
                                     "--window-size 1000 is more than the model's 13 weighted layers"),
+    "window wider than the model, whole protocol": (lambda tmp: ["--strategy", "all", "--window-size", "1000"],
+                                                    "--window-size 1000 is more than"),
     "unknown delimiter, layer strategy": (lambda tmp: ["--strategy", "layer", "--delimiters", "NotALayer"],
                                           "--delimiters: NotALayer is not a Keras layer class"),
     "topk without the layer-wise study": (lambda tmp: ["--strategy", "topk"], "needs the layer-wise study"),
