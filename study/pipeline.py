@@ -2,8 +2,7 @@
 for the paper's whole protocol. The command line and the Python API both call `run`.
 
 Example:
-    >>> from study.candidates import check_strategies
-from study.config import StudyConfig
+    >>> from study.config import StudyConfig
     >>> results = run(StudyConfig(dataset="synthetic", weights="none", image_size=32, epochs=2).validate())  # doctest: +SKIP
     >>> results[0].final["mean"]  # doctest: +SKIP
     0.41
