@@ -101,7 +101,10 @@ def _existing_records(storage: optuna.storages.BaseStorage, name: str) -> dict |
             return None
         except optuna.exceptions.DuplicatedStudyError:
             pass  # another command created it a moment ago
-    return wait_for_records(storage, name, CONFIG)
+    attrs = wait_for_records(storage, name, CONFIG)
+    if attrs is None:  # its creator died before writing them: this process writes them instead
+        claim_new_study(storage, storage.get_study_id_from_name(name))
+    return attrs
 
 
 @dataclasses.dataclass

@@ -4,6 +4,8 @@ storage (SQLite, and a fresh PostgreSQL schema) all succeed and share one study.
 import os
 import subprocess
 import sys
+import threading
+import time
 import uuid
 from pathlib import Path
 
@@ -12,8 +14,9 @@ import pytest
 import sqlalchemy
 from optuna.trial import TrialState
 
-from study.process import TEST_POINT
+from study.process import TEST_POINT, this_process
 from study.records import CANDIDATES, CONFIG, CREATOR, PARAM
+from study.recovery import claim_new_study, wait_for_records
 
 REPO = str(Path(__file__).resolve().parents[1])
 
@@ -77,3 +80,26 @@ def test_three_commands_started_at_once_on_a_fresh_storage_share_one_study(fresh
     finished = [t.params[PARAM] for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED) and PARAM in t.params]
     assert sorted(finished) == sorted(candidates)  # every candidate exactly once
     assert not [t for t in trials if t.state in (TrialState.RUNNING, TrialState.FAIL)]
+
+
+def test_a_second_command_waits_for_the_records_of_the_study_the_first_is_creating(tmp_path):
+    storage = optuna.storages.RDBStorage(f"sqlite:///{tmp_path}/s.db")
+    study_id = storage.create_new_study([optuna.study.StudyDirection.MAXIMIZE], "s")
+    claim_new_study(storage, study_id)  # the creator is alive (this process) and writes them soon
+    writer = threading.Timer(0.5, lambda: storage.set_study_user_attr(study_id, CONFIG, {"epochs": 1}))
+    writer.start()
+    started = time.monotonic()
+    assert wait_for_records(storage, "s", CONFIG) == {CONFIG: {"epochs": 1}}  # the creator's, not its own
+    assert 0.4 < time.monotonic() - started < 5
+    writer.join()
+
+
+def test_a_study_whose_creator_died_before_writing_its_records_is_taken_over_at_once(tmp_path):
+    storage = optuna.storages.RDBStorage(f"sqlite:///{tmp_path}/s.db")
+    study_id = storage.create_new_study([optuna.study.StudyDirection.MAXIMIZE], "s")
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    storage.set_study_system_attr(study_id, CREATOR, {**this_process(), "pid": dead.pid, "started": None})
+    started = time.monotonic()
+    assert wait_for_records(storage, "s", CONFIG) is None  # nobody will write them: the caller does
+    assert time.monotonic() - started < 1
