@@ -16,7 +16,7 @@ from optuna.trial import TrialState
 import study.samplers
 from study.process import TEST_POINT
 from study.records import PARAM
-from study.recovery import FAIL_REASON, OWNER, _start_ticks, fail_dead_trials, is_abandoned, this_process
+from study.recovery import FAIL_REASON, OWNER, _start_ticks, fail_dead_trials, interruption_note, is_abandoned, this_process
 from study.run import main
 
 REPO = str(Path(__file__).resolve().parents[1])
@@ -222,3 +222,10 @@ def _tensorflow_start_up(line: str) -> bool:
     """TensorFlow's C++ log lines at import (absl), which TF_CPP_MIN_LOG_LEVEL does not silence."""
     return line.startswith("WARNING: All log messages before absl::InitializeLog()") or (
         len(line) > 5 and line[0] in "IWEF" and line[1:5].isdigit() and line[5] == " ")
+
+
+def test_the_resume_line_does_not_show_the_storage_password():
+    note = interruption_note(None, ["--storage", "postgresql+psycopg://study:s3cret@db-host/studies", "--epochs", "3"])
+    assert "s3cret" not in note
+    shown = shlex.quote("postgresql+psycopg://study:***@db-host/studies")  # quoted: a shell would glob ***
+    assert note.endswith(f"resume with: python -m study.run --storage {shown} --epochs 3")
