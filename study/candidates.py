@@ -6,16 +6,19 @@ Everything here walks a Keras model (nested models opened up); the strategies th
 
 from __future__ import annotations
 
+import dataclasses
+
 import keras
 import numpy as np
 
-from study.backbones import block_delimiters, block_pattern
+from study.backbones import block_delimiters, block_pattern, build_backbone
 from study.config import StudyConfig
 from study.errors import StudyError
 from study.models import is_weighted
 from study.strategies import STRATEGIES, Candidate, block_groups
 
-__all__ = ["Candidate", "all_layers", "blocks", "is_weighted", "layer_summary", "make_candidates", "weighted_layers"]
+__all__ = ["Candidate", "all_layers", "blocks", "check_strategies", "is_weighted", "layer_summary", "make_candidates",
+           "weighted_layers"]
 
 
 def all_layers(model: keras.Model) -> list[keras.layers.Layer]:
@@ -105,3 +108,22 @@ def make_candidates(
     if not any(layer["weighted"] for layer in layers):
         raise StudyError(f"--model {config.model}: the model has no weighted (kernel) layers to tune")
     return STRATEGIES[config.strategy].generate(layers, config, ranked_layers, block_pattern(config))
+
+
+def check_strategies(configs: list[StudyConfig]) -> None:
+    """Make the candidates of every configuration (top-k from a stand-in ranking) and throw them
+    away: with `--strategy all`, an option no step can use (a window wider than the model, a K
+    larger than its layers) is refused before the first study starts, not hours later.
+
+    Example:
+        >>> check_strategies([StudyConfig(model="vgg16", weights="none", image_size=32, strategy="window",
+        ...                               window_size=99).validate()])
+        Traceback (most recent call last):
+        study.errors.StudyError: --window-size 99 is more than the model's 13 weighted layers; use at most 13
+    """
+    first = configs[0]
+    # The architecture is what matters here: keras.applications models are built without weights.
+    model = build_backbone(first if first.is_model_file else dataclasses.replace(first, weights="none"))
+    for config in configs:
+        ranked = weighted_layers(model) if config.strategy == "topk" else None
+        make_candidates(config, model, ranked_layers=ranked)

@@ -125,6 +125,41 @@ class SkipOneReplicaAllReduce:
         return super()._all_reduce_sum_gradients(grads_and_vars)
 
 
+# --- Optuna: a trial born with its records ------------------------------------------------------
+# `Study.ask` creates a trial row with nothing in it; whatever the tool writes next (the process
+# that owns it) is a second transaction, and a process killed between the two leaves a RUNNING
+# trial nobody can tell apart from one being created right now. RDBStorage can create a trial from
+# a template in one transaction (`create_new_trial(study_id, template_trial)`), but `Study.ask`
+# passes no template and Optuna's cached storage calls the private `_create_new_trial`.
+
+
+class TemplateTrialStorage(optuna.storages.RDBStorage):
+    """An RDBStorage whose new trials (`Study.ask`) are created from `new_trial()`, a RUNNING
+    FrozenTrial template, in the transaction that creates the row; `created(trial)` runs after it.
+
+    Example:
+        >>> import datetime
+        >>> template = lambda: optuna.trial.FrozenTrial(0, optuna.trial.TrialState.RUNNING, None,
+        ...     datetime.datetime.now(), None, {}, {}, {}, {"note": "me"}, {}, 0)
+        >>> storage = TemplateTrialStorage("sqlite:///:memory:", new_trial=template)
+        >>> optuna.create_study(storage=storage).ask().study.trials[0].system_attrs
+        {'note': 'me'}
+    """
+
+    def __init__(self, url: str, *, new_trial=None, created=None, **kwargs):
+        self._new_trial = new_trial
+        self._created = created
+        super().__init__(url, **kwargs)
+
+    def _create_new_trial(self, study_id: int, template_trial=None):
+        if template_trial is None and self._new_trial is not None:
+            template_trial = self._new_trial()
+        frozen = super()._create_new_trial(study_id, template_trial)
+        if self._created is not None:
+            self._created(frozen)
+        return frozen
+
+
 # --- Optuna: writing to a trial from a sampler -------------------------------------------------
 # A sampler's `before_trial` and `sample_independent` receive a FrozenTrial, which has no public
 # setter; the grid sampler must record its claim and owner there, before the objective runs.
@@ -140,6 +175,17 @@ def set_trial_system_attr(study: optuna.Study, trial, key: str, value) -> None:
         'me'
     """
     study._storage.set_trial_system_attr(trial_id(trial), key, value)
+
+
+def trial_system_attrs(study: optuna.Study, trial) -> dict:
+    """The system attrs of `trial` (a FrozenTrial or a Trial, which has no public reader of them).
+
+    Example:
+        >>> study = optuna.create_study(); trial = study.ask()
+        >>> set_trial_system_attr(study, trial, "note", "me"); trial_system_attrs(study, trial)
+        {'note': 'me'}
+    """
+    return study._storage.get_trial_system_attrs(trial_id(trial))
 
 
 def set_trial_user_attr(study: optuna.Study, trial, key: str, value) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -129,7 +130,7 @@ def load_image_folder(data_dir: str, image_size: int) -> tuple[np.ndarray, np.nd
         raise StudyError(f"--data-dir {data_dir}: no such folder; give a folder of class sub-folders")
     classes = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     files = {
-        c.name: sorted(f for f in c.rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES)
+        c.name: sorted(f for f in c.rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file())
         for c in classes
     }
     files = {name: paths for name, paths in files.items() if paths}
@@ -213,12 +214,28 @@ def stratified_split(
 
 
 def _read_image(path: Path, image_size: int) -> np.ndarray:
-    from PIL import Image, UnidentifiedImageError
+    """One image file as RGB at `image_size`; a file that cannot be read safely is refused by name.
+
+    Huge images are refused before they are decoded: over PIL's `MAX_IMAGE_PIXELS` (about 89
+    million pixels) a small file can decode to gigabytes (a "decompression bomb").
+    """
+    import warnings
+
+    from PIL import Image
 
     try:
-        with Image.open(path) as image:
-            return _resize(np.asarray(image.convert("RGB")), image_size)
-    except (UnidentifiedImageError, OSError, ValueError) as error:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)  # over the limit: refuse, not warn
+            with Image.open(path) as image:
+                return _resize(np.asarray(image.convert("RGB")), image_size)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+        pixels = re.search(r"\((\d+) pixels\)", str(error))
+        size = f"{int(pixels.group(1)):,} pixels" if pixels else "too many pixels"
+        raise StudyError(
+            f"cannot read image {path}: {size}, over the safe limit of {Image.MAX_IMAGE_PIXELS:,} "
+            "(a decompression bomb?); remove the file or shrink it"
+        ) from None
+    except Exception as error:  # PIL raises many types for damaged or hostile files (OSError, SyntaxError, ...)
         raise StudyError(
             f"cannot read image {path} ({type(error).__name__}); remove or replace the file"
         ) from None

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from study.candidates import check_strategies
 from study.config import StudyConfig
 from study.dashboard import publish
 from study.final import run_final
@@ -66,6 +67,7 @@ def run(config: StudyConfig) -> list[StudyResult]:
     if config.strategy != "all":
         results = [run_study(config)]
     else:
+        check_strategies(protocol_configs(config))  # every step's options, before the first study runs
         results, layer_done = [], False
         for step in protocol_configs(config):
             if step.strategy == "topk" and not layer_done:

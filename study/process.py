@@ -1,4 +1,5 @@
-"""Process set-up shared by the command line and the worker processes: quiet libraries, exit codes.
+"""Process set-up shared by the command line and the worker processes: quiet libraries, exit codes,
+the identity of this process (the owner of its trials), and the test points.
 
 Example:
     >>> EXIT_BAD_INPUT, EXIT_INTERRUPTED
@@ -7,12 +8,22 @@ Example:
 
 from __future__ import annotations
 
+import logging
 import os
+import signal
+import socket
+import time
 import warnings
 
 EXIT_OK = 0
 EXIT_BAD_INPUT = 2  # a StudyError: one line on stderr, nothing written
 EXIT_INTERRUPTED = 130  # Ctrl-C, as a shell reports SIGINT
+
+# Tests reach moments no user can time (a process dying right after it created a trial, three
+# commands opening one storage at once) through this one variable, read in `checkpoint` only:
+# "NAME:kill" kills the process at the point NAME; "NAME:barrier=DIR,N" makes it wait there until
+# N processes have arrived (each leaves a file in DIR).
+TEST_POINT = "STUDY_TEST_POINT"
 
 
 def quiet_tensorflow() -> None:
@@ -21,7 +32,8 @@ def quiet_tensorflow() -> None:
 
 
 def quiet_libraries() -> None:
-    """Our own one line per trial replaces Optuna's log; experimental-API notices are not news.
+    """Our own one line per trial replaces Optuna's log; experimental-API notices are not news;
+    a Ctrl-C gets our one clean note, not Optuna's "Trial failed" warning with its traceback.
 
     Example:
         >>> quiet_libraries()
@@ -30,3 +42,74 @@ def quiet_libraries() -> None:
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    for handler in logging.getLogger("optuna").handlers:  # records of optuna.* loggers end here
+        if not any(isinstance(f, _NoInterruptionTraceback) for f in handler.filters):
+            handler.addFilter(_NoInterruptionTraceback())
+
+
+class _NoInterruptionTraceback(logging.Filter):
+    """Drops Optuna's two warnings about a trial a KeyboardInterrupt failed: "Trial N failed with
+    parameters ... KeyboardInterrupt()" (with the traceback) and the "Trial N failed with value"
+    after it. Failures of other causes are kept."""
+
+    def __init__(self):
+        super().__init__()
+        self._interrupted: str | None = None  # "Trial N " of the last interrupted trial
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if record.exc_info and isinstance(record.exc_info[1], KeyboardInterrupt):
+            self._interrupted = " ".join(message.split()[:2]) + " "
+            return False
+        if self._interrupted and message.startswith(self._interrupted + "failed with value"):
+            self._interrupted = None
+            return False
+        return True
+
+
+def this_process() -> dict:
+    """The owner record of the current process: host, pid, boot id and start time.
+
+    Example:
+        >>> this_process()["pid"] == os.getpid()
+        True
+    """
+    return {"host": socket.gethostname(), "pid": os.getpid(), "boot": boot_id(), "started": start_ticks(os.getpid())}
+
+
+def boot_id() -> str | None:
+    """This boot of the machine (Linux), None if unknown: a reboot kills every process."""
+    try:
+        with open("/proc/sys/kernel/random/boot_id") as file:
+            return file.read().strip()
+    except OSError:
+        return None
+
+
+def start_ticks(pid: int) -> str | None:
+    """The process's start time in clock ticks since boot (Linux), 'zombie', or None if unknown."""
+    try:
+        with open(f"/proc/{pid}/stat") as file:
+            fields = file.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return "zombie" if fields[0] in ("Z", "X") else fields[19]
+
+
+def checkpoint(name: str) -> None:
+    """A moment a test may stop at (see TEST_POINT); does nothing unless the variable names it.
+
+    Example:
+        >>> checkpoint("trial-created")  # no STUDY_TEST_POINT set: returns at once
+    """
+    point, _, action = os.environ.get(TEST_POINT, "").partition(":")
+    if point != name:
+        return
+    if action == "kill":
+        os.kill(os.getpid(), signal.SIGKILL)
+    elif action.startswith("barrier="):
+        folder, _, count = action.removeprefix("barrier=").rpartition(",")
+        open(os.path.join(folder, f"{os.getpid()}.arrived"), "w").close()
+        deadline = time.monotonic() + 300
+        while len([f for f in os.listdir(folder) if f.endswith(".arrived")]) < int(count) and time.monotonic() < deadline:
+            time.sleep(0.01)

@@ -14,6 +14,7 @@ from optuna.trial import TrialState
 from study.config import StudyConfig
 from study.errors import StudyError
 from study.records import CANDIDATES, CONFIG, LAYERS, PARAM, SPLITS, finished_candidates, rank_key
+from study.storage import masked
 
 
 def rank_layers(study: optuna.Study) -> list[str]:
@@ -34,14 +35,14 @@ def rank_layers(study: optuna.Study) -> list[str]:
     return [layer for name in ranked for layer in layers[name]]
 
 
-def layer_ranking(config: StudyConfig, storage: optuna.storages.BaseStorage, fingerprint: str) -> list[str]:
+def layer_ranking(config: StudyConfig, storage: optuna.storages.BaseStorage | None, fingerprint: str) -> list[str]:
     """The ranking for a top-k study, from the layer-wise study of the same data, model and options.
 
-    Raises StudyError, naming the command to run, if that study is missing, unfinished, made with
-    other options or from other images.
+    Raises StudyError, naming the command to run, if that study is missing (`storage` None: there
+    is no storage yet), unfinished, made with other options or from other images.
 
     Example:
-        >>> layer_ranking(config, open_storage(config.storage), splits.fingerprint())[: config.top_k]  # doctest: +SKIP
+        >>> layer_ranking(config, open_existing_storage(config.storage), splits.fingerprint())[: config.top_k]  # doctest: +SKIP
     """
     layer_config = dataclasses.replace(config, strategy="layer", study_name=None)
     name = layer_config.name
@@ -49,9 +50,12 @@ def layer_ranking(config: StudyConfig, storage: optuna.storages.BaseStorage, fin
         "run `python -m study.run --strategy layer` with the same options first "
         "(or `--strategy all`, which runs it before top-k)"
     )
-    names = {s.study_name: s for s in optuna.get_all_study_summaries(storage, include_best_trial=False)}
+    summaries = optuna.get_all_study_summaries(storage, include_best_trial=False) if storage is not None else []
+    names = {s.study_name: s for s in summaries}
     if name not in names or CONFIG not in names[name].user_attrs:
-        raise StudyError(f"--strategy topk needs the layer-wise study {name!r}, which is not in {config.storage}; {run_first}")
+        raise StudyError(
+            f"--strategy topk needs the layer-wise study {name!r}, which is not in {masked(config.storage)}; {run_first}"
+        )
     study = optuna.load_study(study_name=name, storage=storage)
     changed = layer_config.differences(study.user_attrs[CONFIG])
     if changed:

@@ -52,6 +52,10 @@ LAYER_PARAMS = "layer_params"  # every backbone layer: name, class, params, weig
 FINAL = "final"  # the final stage: candidate, layers, runs per seed, mean, variance, artifact_id
 TIED_WITH_WINNER = "tied_with_winner"  # candidates not significantly worse than the winner, winner first
 
+# --- study system attrs --------------------------------------------------------------------------
+CREATOR = "creator"  # {"host", "pid", "boot", "started"} of the process that created the study (it writes
+#                      the study's user attrs, CONFIG last; others wait for them: study.recovery)
+
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 
 

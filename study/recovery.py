@@ -1,10 +1,14 @@
 """Crash-proof resume: who runs each trial, which RUNNING trials are dead, and what is left.
 
-A trial killed with `kill -9` (or by a reboot) stays RUNNING in the storage. Optuna's heartbeat
-fails it once it is `grace_period` seconds old (`optuna.storages.fail_stale_trials`), which is
-the only signal for trials of other machines. For trials of this machine we know better at once:
-each trial records its owner process, and a RUNNING trial whose process is gone is failed on the
-next start, so its candidate is trained again right away.
+Every trial this tool creates carries its owner (host, pid, boot, process start time) from the
+transaction that creates it (study.storage.owned_trial), so there is no moment in which a trial
+exists without an owner: a process killed at any point leaves a trial whose owner is dead.
+
+A trial killed with `kill -9` (or by a reboot) stays RUNNING in the storage. For trials of this
+machine we know at once: a RUNNING trial whose owner process is gone is failed on the next start
+(and by the grid sampler before it waits on it), so its candidate is trained again right away.
+For trials of other machines the only signal is Optuna's heartbeat: such a trial fails once it is
+`grace_period` seconds old (`optuna.storages.fail_stale_trials`).
 """
 
 from __future__ import annotations
@@ -13,31 +17,42 @@ import datetime
 import os
 import shlex
 import socket
+import time
 import warnings
 from typing import Callable
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from study.compat import fail_trial, set_trial_system_attr
-from study.records import CANDIDATES, FAIL_REASON, FINAL, OWNER, finished_candidates
+from study.compat import fail_trial, set_trial_system_attr, trial_system_attrs
+from study.process import boot_id as _boot_id
+from study.process import start_ticks as _start_ticks
+from study.process import this_process
+from study.records import CANDIDATES, CREATOR, FAIL_REASON, FINAL, OWNER, finished_candidates
+from study.storage import masked_args, open_existing_storage
 
-ABANDONED_SECONDS = 60  # a trial without owner this old was killed while it was being created
+# A RUNNING trial without an owner was not created by this tool's storage (an enqueued trial being
+# popped, a study of an older version, another program): it counts as abandoned this old.
+ABANDONED_SECONDS = 60
+# A new study's records are written by its creator milliseconds after it made the study row. Others
+# wait for them as long as the creator lives; at most this long for a creator on another machine,
+# and this short for a study without a creator record (its creator is about to write it, or the
+# study comes from an older version).
+RECORDS_WAIT_SECONDS = 60
+NO_CREATOR_WAIT_SECONDS = 5
 
-
-def this_process() -> dict:
-    """The owner record of the current process.
-
-    Example:
-        >>> this_process()["pid"] == os.getpid()
-        True
-    """
-    return {"host": socket.gethostname(), "pid": os.getpid(), "boot": _boot_id(), "started": _start_ticks(os.getpid())}
+__all__ = [
+    "ABANDONED_SECONDS", "FAIL_REASON", "OWNER", "claim_new_study", "fail_dead_trials", "interruption_note",
+    "is_abandoned", "owner_is_dead", "stamp_owner", "this_process", "wait_for_records", "with_owner",
+]
 
 
 def stamp_owner(study: optuna.Study, trial) -> None:
-    """Record the current process as the owner of a trial (before it claims any work)."""
-    set_trial_system_attr(study, trial, OWNER, this_process())
+    """Record the current process as the owner of a trial (before it claims any work); trials of
+    the tool's storage are born owned, so this writes only for trials made otherwise (enqueued)."""
+    me = this_process()
+    if trial_system_attrs(study, trial).get(OWNER) != me:
+        set_trial_system_attr(study, trial, OWNER, me)
 
 
 def with_owner(objective: Callable[[optuna.Trial], float]) -> Callable[[optuna.Trial], float]:
@@ -116,6 +131,42 @@ def fail_dead_trials(study: optuna.Study) -> list[int]:
     return failed
 
 
+def claim_new_study(storage: optuna.storages.BaseStorage, study_id: int) -> None:
+    """Record this process as the creator of a study it just created (it alone writes its records)."""
+    storage.set_study_system_attr(study_id, CREATOR, this_process())
+
+
+def wait_for_records(storage: optuna.storages.BaseStorage, name: str, last_key: str) -> dict | None:
+    """The user attrs of the existing study `name` once they are complete (`last_key`, written last,
+    is among them), or None if nobody will complete them: the creator died first (or, on another
+    machine or without a creator record, did not finish in time), so the caller writes them.
+
+    Commands started at once on a fresh storage all try to create the study; the one that did
+    writes its records, the others wait here instead of writing them a second time.
+
+    Example:
+        >>> storage = optuna.storages.RDBStorage("sqlite:///:memory:")
+        >>> study_id = storage.create_new_study([optuna.study.StudyDirection.MAXIMIZE], "s")
+        >>> claim_new_study(storage, study_id); storage.set_study_user_attr(study_id, "done", True)
+        >>> wait_for_records(storage, "s", "done")
+        {'done': True}
+    """
+    started = time.monotonic()
+    study_id = storage.get_study_id_from_name(name)
+    while True:
+        attrs = storage.get_study_user_attrs(study_id)
+        if last_key in attrs:
+            return attrs
+        creator = storage.get_study_system_attrs(study_id).get(CREATOR)
+        waited = time.monotonic() - started
+        if creator is None:
+            if waited > NO_CREATOR_WAIT_SECONDS:
+                return None
+        elif owner_is_dead(creator) or waited > RECORDS_WAIT_SECONDS:
+            return None
+        time.sleep(0.05)
+
+
 def interruption_note(config, argv: list[str] | None) -> str:
     """What a Ctrl-C left behind and the command that resumes it (reads the storage).
 
@@ -124,11 +175,12 @@ def interruption_note(config, argv: list[str] | None) -> str:
         interrupted: finished trials are saved (an interrupted trial is marked FAIL and runs again)
         resume with: python -m study.run --epochs 3
     """
-    command = "python -m study.run " + shlex.join(argv)
+    command = "python -m study.run " + shlex.join(masked_args(argv))  # no password on the screen
     status = "finished trials are saved"
     if config is not None:
         try:
-            study = optuna.load_study(study_name=config.name, storage=config.storage)
+            storage = open_existing_storage(config.storage)  # a Ctrl-C before the storage existed makes none
+            study = optuna.load_study(study_name=config.name, storage=storage)
             total = len(study.user_attrs.get(CANDIDATES, []))
             done = len(finished_candidates(study))
             status = f"{done} of {total} candidates done, {total - done} left"
@@ -140,21 +192,3 @@ def interruption_note(config, argv: list[str] | None) -> str:
         f"interrupted: {status} (an interrupted trial is marked FAIL and runs again)\n"
         f"resume with: {command.strip()}"
     )
-
-
-def _boot_id() -> str | None:
-    try:
-        with open("/proc/sys/kernel/random/boot_id") as file:
-            return file.read().strip()
-    except OSError:
-        return None
-
-
-def _start_ticks(pid: int) -> str | None:
-    """The process's start time in clock ticks since boot (Linux), 'zombie', or None if unknown."""
-    try:
-        with open(f"/proc/{pid}/stat") as file:
-            fields = file.read().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return None
-    return "zombie" if fields[0] in ("Z", "X") else fields[19]

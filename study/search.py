@@ -11,6 +11,7 @@ import time
 
 import numpy as np
 import optuna
+from optuna.study import StudyDirection
 
 from study.backbones import block_delimiters, block_pattern, build_backbone, input_map, preprocessor, registered
 from study.candidates import Candidate, layer_summary, make_candidates
@@ -47,9 +48,9 @@ from study.records import (
     running_candidates,
     score,
 )
-from study.recovery import fail_dead_trials, with_owner
+from study.recovery import claim_new_study, fail_dead_trials, wait_for_records, with_owner
 from study.samplers import make_sampler
-from study.storage import open_storage
+from study.storage import check_destinations, open_storage, reading
 from study.training import Split, count_trainable, fine_tune, prefix_cache
 
 
@@ -78,31 +79,42 @@ def load_or_create_study(
     """The study named by the configuration, created with its records, or resumed if it matches.
 
     `layer_params` (study.candidates.layer_summary) is stored so reports never build the model.
+    Commands started at once on a fresh storage all get the one study: the process that created
+    it writes its records (once), the others wait for them (study.recovery.wait_for_records).
     """
     pruner = make_pruner(config)
-    summaries = {s.study_name: s for s in optuna.get_all_study_summaries(storage, include_best_trial=False)}
-    existing = summaries.get(config.name)
-    if existing is not None and CONFIG in existing.user_attrs:
-        _check_same(config, splits, existing.user_attrs)
-        study = optuna.load_study(study_name=config.name, storage=storage, sampler=sampler, pruner=pruner)
-        if layer_params is not None and LAYER_PARAMS not in existing.user_attrs:
+    attrs = _existing_records(storage, config.name)
+    study = optuna.load_study(study_name=config.name, storage=storage, sampler=sampler, pruner=pruner)
+    if attrs is not None:
+        _check_same(config, splits, attrs)
+        if layer_params is not None and LAYER_PARAMS not in attrs:
             study.set_user_attr(LAYER_PARAMS, layer_params)  # studies made before it was recorded
         return study
-    study = optuna.create_study(
-        study_name=config.name,
-        storage=storage,
-        direction="maximize",
-        sampler=sampler,
-        pruner=pruner,
-        load_if_exists=True,
-    )
     study.set_user_attr(SPLITS, {"counts": splits.counts(), "fingerprint": splits.fingerprint()})
     study.set_user_attr(CLASSES, splits.class_names)
     study.set_user_attr(CANDIDATES, [c.to_dict() for c in candidates])
     if layer_params is not None:
         study.set_user_attr(LAYER_PARAMS, layer_params)
     study.set_user_attr(CONFIG, config.identity())  # written last: it marks the study complete
+    _check_same(config, splits, study.user_attrs)  # two takers-over of one study: one configuration wins
     return study
+
+
+def _existing_records(storage: optuna.storages.BaseStorage, name: str) -> dict | None:
+    """Create the study `name` if it is new (None: this process writes its records); else its
+    complete records, waited for while its creator writes them (None if it died first)."""
+    try:
+        storage.get_study_id_from_name(name)
+    except KeyError:
+        try:
+            claim_new_study(storage, storage.create_new_study([StudyDirection.MAXIMIZE], name))
+            return None
+        except optuna.exceptions.DuplicatedStudyError:
+            pass  # another command created it a moment ago
+    attrs = wait_for_records(storage, name, CONFIG)
+    if attrs is None:  # its creator died before writing them: this process writes them instead
+        claim_new_study(storage, storage.get_study_id_from_name(name))
+    return attrs
 
 
 @dataclasses.dataclass
@@ -133,15 +145,19 @@ def prepare_search(config: StudyConfig) -> SearchPlan:
         11
     """
     registered(config)  # an unknown --model is refused before the images are loaded
+    check_destinations(config.storage, config.artifact_dir)  # before any work: nothing is created
     splits = load_splits(config)
-    storage = open_storage(config.storage)
-    # top-k tunes the best layers of the finished layer-wise study: read its ranking first.
-    ranked = layer_ranking(config, storage, splits.fingerprint()) if config.strategy == "topk" else None
     backbone = build_backbone(config)
     input_map(config, backbone)  # a pixel scaling that cannot work is refused before the study is written
+    layer_params = layer_summary(backbone, block_delimiters(config), block_pattern(config))  # checks --delimiters
+    ranked = None
+    if config.strategy == "topk":  # top-k tunes the best layers of the finished layer-wise study
+        with reading(config.storage) as existing:  # read only: creates nothing, changes nothing
+            ranked = layer_ranking(config, existing, splits.fingerprint())
     candidates = make_candidates(config, backbone, ranked_layers=ranked)
     order = [c.name for c in reversed(candidates)]  # the paper searches from the output end
-    layer_params = layer_summary(backbone, block_delimiters(config), block_pattern(config))
+    # Every input is known to be good: only now is the storage opened (and made, if new).
+    storage = open_storage(config.storage)
     study = load_or_create_study(
         storage, config, splits, candidates, make_sampler(config, order), layer_params=layer_params
     )

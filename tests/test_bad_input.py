@@ -8,6 +8,7 @@ import pytest
 from PIL import Image
 
 from study.run import main
+from study.storage import open_storage
 
 
 def _images(root, classes, per_class=12):
@@ -15,6 +16,13 @@ def _images(root, classes, per_class=12):
         (root / name).mkdir(parents=True)
         for i in range(per_class):
             Image.fromarray(np.full((8, 8, 3), i * 10, np.uint8)).save(root / name / f"{i}.png")
+
+
+def _bomb(root):
+    """Image folders with a decompression bomb: a 14000x14000 1-bit PNG of 23 KB (196 million pixels)."""
+    _images(root, ["a", "b"])
+    Image.new("1", (14000, 14000)).save(root / "a" / "bomb.png")
+    return ["--data-dir", str(root)]
 
 
 def _vgg_weights(tmp_path):
@@ -48,21 +56,70 @@ CASES = {
     "zero epochs": (lambda tmp: ["--epochs", "0"], "--epochs must be at least 1"),
     "not a number": (lambda tmp: ["--epochs", "many"], "invalid int value"),
     "empty delimiters": (lambda tmp: ["--delimiters", ","], "--delimiters"),
+    "decompression bomb": (lambda tmp: _bomb(tmp / "bomb"), "(a decompression bomb?); remove the file or shrink it"),
+    "negative seed": (lambda tmp: ["--seed", "-1"], "--seed must be at least 0 (got -1)"),
+    "artifact dir that is a file": (
+        lambda tmp: (tmp / "afile").write_text("") or ["--artifact-dir", str(tmp / "afile")], "is a file, not a folder",
+    ),
+    "artifact dir inside a file": (
+        lambda tmp: (tmp / "afile").write_text("") or ["--artifact-dir", str(tmp / "afile" / "models")],
+        "cannot write there",
+    ),
+    "window wider than the model": (lambda tmp: ["--strategy", "window", "--window-size", "1000"],
+                                    "--window-size 1000 is more than the model's 13 weighted layers"),
+    "window wider than the model, whole protocol": (lambda tmp: ["--strategy", "all", "--window-size", "1000"],
+                                                    "--window-size 1000 is more than"),
+    "unknown delimiter, layer strategy": (lambda tmp: ["--strategy", "layer", "--delimiters", "NotALayer"],
+                                          "--delimiters: NotALayer is not a Keras layer class"),
+    "topk without the layer-wise study": (lambda tmp: ["--strategy", "topk"], "needs the layer-wise study"),
+    "storage that is a folder": (lambda tmp: ["--storage", f"sqlite:///{tmp}"], "is a folder"),
+    "storage that is not SQLite": (
+        lambda tmp: (tmp / "notes.db").write_text("my notes") and ["--storage", f"sqlite:///{tmp}/notes.db"],
+        "is not a SQLite database",
+    ),
+    "storage password is not shown": (
+        lambda tmp: ["--storage", "postgresql+psycopg://study:s3cret@127.0.0.1:9/study"],
+        "--storage postgresql+psycopg://study:***@127.0.0.1:9/study: cannot open it",
+    ),
 }
 
 
+def _existing_storage(db):
+    """A storage as an earlier run leaves it: WAL mode, a study with records and a finished trial."""
+    storage = open_storage(f"sqlite:///{db}")
+    study = optuna.create_study(study_name="earlier", storage=storage, direction="maximize")
+    study.set_user_attr("note", "kept")
+    study.optimize(lambda trial: trial.suggest_float("x", 0, 1), n_trials=1)
+    storage.engine.dispose()
+
+
+def _files(folder):
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
+
+
+@pytest.mark.parametrize("storage", ["absent", "existing"])
 @pytest.mark.parametrize("case", CASES)
-def test_bad_input_gives_one_line_and_exit_2(tmp_path, tiny_args, capsys, case):
+def test_bad_input_gives_one_line_and_exit_2(tmp_path, tiny_args, capsys, case, storage):
     make_args, message = CASES[case]
-    code = main(tiny_args(*make_args(tmp_path)))
+    args = tiny_args(*make_args(tmp_path))
+    db = tmp_path / "studies.db"
+    if storage == "existing":
+        _existing_storage(db)
+        stored = db.read_bytes()
+    files = _files(tmp_path)
+    code = main(args)
     captured = capsys.readouterr()
     assert code == 2
     lines = captured.err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], captured.err
     assert "Traceback" not in captured.err + captured.out
-    db = tmp_path / "studies.db"
-    if db.exists():  # nothing half-written
-        assert optuna.get_all_study_summaries(f"sqlite:///{db}") == []
+    # Nothing is created or changed: no storage if there was none, the same bytes if there was one,
+    # no artifact folder, no other file.
+    assert _files(tmp_path) == files
+    if storage == "absent":
+        assert not db.exists()
+    else:
+        assert db.read_bytes() == stored
 
 
 def test_command_line_exit_code_without_traceback(tmp_path):

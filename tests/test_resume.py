@@ -8,22 +8,29 @@ import sqlite3
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import optuna
 from optuna.trial import TrialState
 
+import study.samplers
+from study.process import TEST_POINT
 from study.records import PARAM
-from study.recovery import FAIL_REASON, OWNER, _start_ticks, fail_dead_trials, this_process
+from study.recovery import FAIL_REASON, OWNER, _start_ticks, fail_dead_trials, interruption_note, is_abandoned, this_process
 from study.run import main
 
+REPO = str(Path(__file__).resolve().parents[1])
 NAME = "synthetic-vgg16-random"
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 # Three candidates of one random layer each: the cheapest study that still has a before and after.
 SMALL = ("--strategy", "random", "--random-draws", "3", "--random-k", "1", "--skip-final")
+# One candidate (the head alone) of conftest's 5-layer model: the cheapest study a subprocess can run.
+TINY = ("--strategy", "head", "--skip-final")
+TINY_NAME = "synthetic-tiny-head"
 
 
-def _trials(tmp_path):
-    return optuna.load_study(study_name=NAME, storage=f"sqlite:///{tmp_path}/studies.db").get_trials()
+def _trials(tmp_path, name=NAME):
+    return optuna.load_study(study_name=name, storage=f"sqlite:///{tmp_path}/studies.db").get_trials()
 
 
 def _assert_exactly_once(trials, candidates=3):
@@ -154,3 +161,71 @@ def test_other_hosts_trials_fail_when_their_heartbeat_is_stale(tmp_path):
     time.sleep(2.5)
     fail_dead_trials(study)
     assert study.trials[0].state == TrialState.FAIL
+
+
+def _env(**extra):
+    return {**os.environ, "CUDA_VISIBLE_DEVICES": "", "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": REPO, **extra}
+
+
+class _NoWaiting:
+    """study.samplers' clock: a claim that would wait for an undecided lower trial fails the test."""
+
+    monotonic = staticmethod(time.monotonic)
+
+    @staticmethod
+    def sleep(seconds):
+        raise AssertionError("the grid sampler waited for an undecided trial")
+
+
+def test_a_run_killed_right_after_creating_a_trial_leaves_an_orphan_recognised_at_once(tmp_path, tiny_args, tiny_model,
+                                                                                      monkeypatch):
+    args = tiny_args("--epochs", "1", "--model", tiny_model, *TINY)
+    killed = subprocess.run([sys.executable, "-m", "study.run", *args], env=_env(**{TEST_POINT: "trial-created:kill"}),
+                            cwd=REPO, capture_output=True, timeout=300)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    (orphan,) = _trials(tmp_path, TINY_NAME)  # killed after the trial's commit, before the sampler gave it a candidate
+    assert orphan.state == TrialState.RUNNING and not orphan.params
+    assert orphan.system_attrs[OWNER]["host"] == socket.gethostname()
+    assert is_abandoned(orphan)  # at once: it was born with its owner, and that process is dead
+
+    monkeypatch.setattr(study.samplers, "time", _NoWaiting)  # the old stall: a 56 s wait for the orphan
+    assert main(args) == 0
+    trials = _trials(tmp_path, TINY_NAME)
+    assert trials[0].state == TrialState.FAIL and "died" in trials[0].system_attrs[FAIL_REASON]  # not RUNNING
+    _assert_exactly_once(trials, candidates=1)
+
+
+def test_ctrl_c_in_a_trial_prints_only_the_clean_message(tmp_path, tiny_args, tiny_model):
+    args = tiny_args("--epochs", "200", "--pruner", "none", "--model", tiny_model, *TINY)
+    process = subprocess.Popen([sys.executable, "-m", "study.run", *args], env=_env(), cwd=REPO,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 300
+        while not _epochs_reported(tmp_path / "studies.db", trial_number=0):  # trial 0 is training
+            assert process.poll() is None, process.communicate()
+            assert time.monotonic() < deadline, "trial 0 never started training"
+            time.sleep(0.05)
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=120)
+    finally:
+        process.kill()
+    assert process.returncode == 130, err
+    assert "Traceback" not in out + err and "KeyboardInterrupt" not in out + err, err
+    lines = [line for line in err.splitlines() if line.strip() and not _tensorflow_start_up(line)]
+    assert lines == [
+        "interrupted: 0 of 1 candidates done, 1 left (an interrupted trial is marked FAIL and runs again)",
+        f"resume with: python -m study.run {shlex.join(args)}",
+    ], err
+
+
+def _tensorflow_start_up(line: str) -> bool:
+    """TensorFlow's C++ log lines at import (absl), which TF_CPP_MIN_LOG_LEVEL does not silence."""
+    return line.startswith("WARNING: All log messages before absl::InitializeLog()") or (
+        len(line) > 5 and line[0] in "IWEF" and line[1:5].isdigit() and line[5] == " ")
+
+
+def test_the_resume_line_does_not_show_the_storage_password():
+    note = interruption_note(None, ["--storage", "postgresql+psycopg://study:s3cret@db-host/studies", "--epochs", "3"])
+    assert "s3cret" not in note
+    shown = shlex.quote("postgresql+psycopg://study:***@db-host/studies")  # quoted: a shell would glob ***
+    assert note.endswith(f"resume with: python -m study.run --storage {shown} --epochs 3")
