@@ -20,7 +20,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from study.compat import fail_trial, set_trial_system_attr
-from study.records import CANDIDATES, FAIL_REASON, FINAL, OWNER, finished_candidates
+from study.records import CANDIDATES, FAIL_REASON, FINAL, OWNER, finished_candidates, study_records
 
 ABANDONED_SECONDS = 60  # a trial without owner this old was killed while it was being created
 
@@ -129,11 +129,12 @@ def interruption_note(config, argv: list[str] | None) -> str:
     if config is not None:
         try:
             study = optuna.load_study(study_name=config.name, storage=config.storage)
-            total = len(study.user_attrs.get(CANDIDATES, []))
+            records = study_records(study)
+            total = len(records.get(CANDIDATES, []))
             done = len(finished_candidates(study))
             status = f"{done} of {total} candidates done, {total - done} left"
             if total and done == total:
-                status += "; the final stage is unfinished" if FINAL not in study.user_attrs else ""
+                status += "; the final stage is unfinished" if FINAL not in records else ""
         except Exception:  # no study yet, or the storage is unreachable: say what we know
             pass
     return (

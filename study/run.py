@@ -16,7 +16,7 @@ quiet_tensorflow()  # before anything imports TensorFlow
 
 from study.config import StudyConfig  # noqa: E402
 from study.errors import StudyError  # noqa: E402
-from study.process import EXIT_BAD_INPUT, EXIT_INTERRUPTED, quiet_libraries  # noqa: E402
+from study.process import EXIT_BAD_INPUT, EXIT_INTERRUPTED, import_tensorflow, quiet_libraries  # noqa: E402
 
 DESCRIPTION = """\
 Find which layers of a pretrained Keras image model to fine-tune for your images: every candidate
@@ -85,6 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     config = None
     try:
         config = parse_args(argv)
+        import_tensorflow()  # its start-up lines filtered; --help and bad flags never load it
         quiet_libraries()
         from study.devices import pin_worker
 

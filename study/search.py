@@ -17,6 +17,7 @@ from study.config import StudyConfig
 from study.data import Splits, load_splits
 from study.devices import current_device
 from study.errors import StudyError
+from study.progress import SearchProgress
 from study.pruning import ReportToTrial, fit_or_prune, make_pruner
 from study.ranking import layer_ranking
 from study.records import (
@@ -35,7 +36,11 @@ from study.records import (
     TRAIN_ACCURACY,
     TRAINABLE_PARAMS,
     finished_candidates,
+    made_by_tool,
+    rounded,
     running_candidates,
+    save_records,
+    study_records,
 )
 from study.recovery import fail_dead_trials, with_owner
 from study.samplers import make_sampler
@@ -70,14 +75,15 @@ def load_or_create_study(
     `layer_params` (study.candidates.layer_summary) is stored so reports never build the model.
     """
     pruner = make_pruner(config)
-    summaries = {s.study_name: s for s in optuna.get_all_study_summaries(storage, include_best_trial=False)}
-    existing = summaries.get(config.name)
-    if existing is not None and CONFIG in existing.user_attrs:
-        _check_same(config, splits, existing.user_attrs)
+    names = {s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False)}
+    if config.name in names:
         study = optuna.load_study(study_name=config.name, storage=storage, sampler=sampler, pruner=pruner)
-        if layer_params is not None and LAYER_PARAMS not in existing.user_attrs:
-            study.set_user_attr(LAYER_PARAMS, layer_params)  # studies made before it was recorded
-        return study
+        existing = study_records(study)
+        if made_by_tool(existing):
+            _check_same(config, splits, existing)
+            if layer_params is not None and LAYER_PARAMS not in existing:
+                save_records(study, {LAYER_PARAMS: layer_params})  # studies made before it was recorded
+            return study
     study = optuna.create_study(
         study_name=config.name,
         storage=storage,
@@ -86,12 +92,14 @@ def load_or_create_study(
         pruner=pruner,
         load_if_exists=True,
     )
-    study.set_user_attr(SPLITS, {"counts": splits.counts(), "fingerprint": splits.fingerprint()})
-    study.set_user_attr(CLASSES, splits.class_names)
-    study.set_user_attr(CANDIDATES, [c.to_dict() for c in candidates])
-    if layer_params is not None:
-        study.set_user_attr(LAYER_PARAMS, layer_params)
-    study.set_user_attr(CONFIG, config.identity())  # written last: it marks the study complete
+    records = {
+        SPLITS: {"counts": splits.counts(), "fingerprint": splits.fingerprint()},
+        CLASSES: splits.class_names,
+        CANDIDATES: [c.to_dict() for c in candidates],
+        **({LAYER_PARAMS: layer_params} if layer_params is not None else {}),
+        CONFIG: config.identity(),  # written last: it marks the study complete
+    }
+    save_records(study, records)
     return study
 
 
@@ -155,7 +163,15 @@ def run_trials(plan: SearchPlan) -> None:
         return
     by_name = {c.name: c for c in plan.candidates}
     objective = Objective(plan.config, plan.splits, by_name, planned=[by_name[name] for name in plan.left])
-    plan.study.optimize(with_owner(objective), n_trials=plan.n_trials, callbacks=[_print_trial], gc_after_trial=True)
+    done = len(plan.candidates) - len(plan.left) if plan.config.sampler == "grid" else 0
+    progress = SearchProgress(plan.study, planned=plan.n_trials, done=done)
+    plan.study.optimize(progress.wrap(with_owner(_rounded(objective))), n_trials=plan.n_trials, callbacks=[progress],
+                        gc_after_trial=True)
+
+
+def _rounded(objective):
+    """The trial value as stored: `records.DIGITS` significant digits (no float32 noise)."""
+    return lambda trial: rounded(objective(trial))
 
 
 def run_search(config: StudyConfig) -> SearchOutcome:
@@ -248,15 +264,3 @@ def _check_same(config: StudyConfig, splits: Splits, attrs: dict) -> None:
             f"study {config.name!r} was made from other images (the splits differ); "
             "restore the original data or pass a new --study-name"
         )
-
-
-def _print_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-    value = "-" if trial.value is None else f"{trial.value:.4f}"
-    seconds = trial.user_attrs.get(SECONDS)
-    extra = " (same as trial %d)" % trial.user_attrs[DUPLICATE_OF] if DUPLICATE_OF in trial.user_attrs else ""
-    timing = f", {seconds:.1f} s" if seconds is not None else ""
-    print(
-        f"  trial {trial.number:3d} {trial.state.name.lower():8s} {trial.params.get(PARAM, '?')}: "
-        f"val_accuracy {value}{timing}{extra}",
-        flush=True,
-    )
