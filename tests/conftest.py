@@ -4,6 +4,15 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
 
 import pytest  # noqa: E402
+from browser import require_browser  # noqa: E402
+
+pytest_plugins = ["pytester"]  # tests/test_browser.py runs small test files in a pytest of their own
+
+
+@pytest.fixture
+def browser():
+    """A headless Chrome/Chromium's path: skips the test without one, fails it under CI=true (tests/browser.py)."""
+    return require_browser()
 
 
 @pytest.fixture
