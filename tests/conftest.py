@@ -1,4 +1,7 @@
+import contextlib
+import io
 import os
+import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
@@ -81,5 +84,12 @@ def protocol_storage(tmp_path_factory, tiny_model):
         "--strategy", "all", "--repeats", "2",
         "--storage", f"sqlite:///{folder}/studies.db", "--artifact-dir", str(folder / "artifacts"),
     ]
-    assert main(args) == 0
-    return {"url": f"sqlite:///{folder}/studies.db", "artifacts": str(folder / "artifacts"), "args": args, "folder": folder}
+    printed = io.StringIO()  # what a log file would hold: tests/test_progress.py reads it
+    try:
+        with contextlib.redirect_stdout(printed):
+            code = main(args)
+    finally:
+        sys.stdout.write(printed.getvalue())
+    assert code == 0
+    return {"url": f"sqlite:///{folder}/studies.db", "artifacts": str(folder / "artifacts"), "args": args,
+            "folder": folder, "stdout": printed.getvalue()}
