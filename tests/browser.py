@@ -17,12 +17,15 @@ INSTALL = "apt-get install chromium; .ci/run installs it"
 
 
 def find_browser() -> str | None:
-    """The path of a Chrome or Chromium on PATH (kaleido looks for the same), or None.
+    """The path of a Chrome or Chromium: BROWSER_PATH, else the first on PATH (where kaleido's
+    choreographer looks too), or None.
 
     Example:
         >>> find_browser() is None or os.path.isabs(find_browser())
         True
     """
+    if os.environ.get("BROWSER_PATH"):
+        return os.environ["BROWSER_PATH"]
     for name in NAMES:
         found = shutil.which(name)
         if found:

@@ -20,11 +20,12 @@ def test_needs_a_browser(browser):
 
 @pytest.fixture
 def no_browser_on_path(monkeypatch, tmp_path):
-    """PATH with Python's folder only: no chromium, chrome or google-chrome."""
+    """PATH with Python only, and no BROWSER_PATH: no chromium, chrome or google-chrome."""
     bare = tmp_path / "bin"
     bare.mkdir()
     os.symlink(sys.executable, bare / "python")
     monkeypatch.setenv("PATH", str(bare))
+    monkeypatch.delenv("BROWSER_PATH", raising=False)
     assert find_browser() is None
     return bare
 

@@ -32,10 +32,11 @@ def test_notebook_runs_against_the_protocol_storage(protocol_storage, monkeypatc
     figures = [o for o in outputs if "application/vnd.plotly.v1+json" in o.get("data", {})]
     assert len(figures) >= 2 + 6  # parameters, finals, and a curve or candidate figure per strategy
     # A rendered notebook (nbconvert, GitHub) shows the PNG copy; kaleido needs a browser for it.
+    pngs = all(o["data"].get("image/png") for o in figures)
     if find_browser() or ci_requires_everything():
-        assert all(o["data"].get("image/png") for o in figures)
-    else:
-        assert "figures are interactive only" in text
+        assert pngs
+    else:  # without a browser the notebook still runs, and says so
+        assert pngs or "figures are interactive only" in text
 
 
 def _first_cells(folder: Path) -> nbformat.NotebookNode:
