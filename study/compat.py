@@ -215,3 +215,20 @@ def fail_trial(study: optuna.Study, trial) -> bool:
 def trial_id(trial) -> int:
     """The storage id of a trial (FrozenTrial or Trial); Optuna's public API gives only `number`."""
     return trial._trial_id
+
+
+# --- Optuna: a study's storage ------------------------------------------------------------------
+# Optuna 4 removed `Study.system_attrs` and `Study.set_system_attr`; the storage's own methods
+# (`get_study_system_attrs`, `set_study_system_attr`, public for custom storages) remain, but a
+# Study does not expose its storage. study.records keeps its large records there.
+
+
+def storage_of(study: optuna.Study) -> optuna.storages.BaseStorage:
+    """The storage a Study reads and writes.
+
+    Example:
+        >>> study = optuna.create_study(study_name="s")
+        >>> storage_of(study).get_study_id_from_name("s") >= 0
+        True
+    """
+    return study._storage

@@ -87,7 +87,7 @@ class StudyConfig:
     skip_final: bool = _option(False, "search only: no final stage")
     repeats: int = _option(1, "final stage: retrain the winner with this many seeds", metavar="N", minimum=1)
     delimiters: tuple[str, ...] | None = _option(None, "layer classes that end a block, comma-separated "
-                                                       "(default: per model)", metavar="CLASS,...")
+                                                       "(default: per model, see README)", metavar="CLASS,...")
     window_size: int = _option(3, "window strategy: weighted layers per sliding window", metavar="N", minimum=1)
     random_k: int = _option(3, "random strategy: layers per candidate", metavar="K", minimum=1)
     random_draws: int = _option(5, "random strategy: number of candidates", metavar="N", minimum=1)
@@ -105,7 +105,8 @@ class StudyConfig:
                                           "force that keras.applications mode",
                                  choices=("model", "unit", "raw", "tf", "caffe", "torch"))
     synthetic_size: int = _option(250, "synthetic data set: number of images", metavar="N")
-    prefix_cache: bool = _option(True, "recompute the frozen layers every epoch (the plain way)",
+    prefix_cache: bool = _option(True, "recompute the frozen layers every epoch, the plain way, instead of caching their "
+                                       "outputs once per split",
                                  flag="--no-prefix-cache")
     cache_budget_gb: float | None = _option(None, "memory for cached prefix activations (default: half of the "
                                                   "free memory)", metavar="GB")

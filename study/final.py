@@ -5,11 +5,25 @@ from __future__ import annotations
 from pathlib import Path
 
 import optuna
+import optuna_dashboard
 
 from study.backbones import build_backbone, input_map, preprocessor
 from study.config import StudyConfig
+from study.dashboard import study_note
 from study.export import final_model_path, save_standalone, standalone_model
-from study.records import CLASSES, FINAL, PARAM, add_final_run, final_candidate, new_final
+from study.progress import FinalProgress
+from study.records import (
+    CLASSES,
+    FINAL,
+    FINAL_TEST_ACCURACY,
+    PARAM,
+    add_final_run,
+    final_candidate,
+    new_final,
+    save_records,
+    study_records,
+)
+from study.report.studies import record_of
 from study.search import SearchOutcome
 from study.training import fine_tune, prefix_cache
 
@@ -30,10 +44,11 @@ def run_final(config: StudyConfig, outcome: SearchOutcome) -> dict:
     name = best.params[PARAM]
     candidate = next(c for c in outcome.candidates if c.name == name)
     seeds = [config.seed + i for i in range(config.repeats)]
-    final = study.user_attrs.get(FINAL) or {}
+    final = study_records(study).get(FINAL) or {}
     if final_candidate(final) != name:  # the best candidate changed: earlier results do not apply
-        final = new_final(name, list(candidate.layers), best.number)
+        final = new_final(name, best.number)
     missing = [seed for seed in seeds if str(seed) not in final["runs"]]
+    progress = FinalProgress(name, missing, total=len(seeds))
     if missing:
         preprocess = preprocessor(config)
         pool_images, pool_labels = outcome.splits.arrays("pool")
@@ -47,23 +62,34 @@ def run_final(config: StudyConfig, outcome: SearchOutcome) -> dict:
             flush=True,
         )
     for seed in missing:
-        result = fine_tune(
-            config, lambda: build_backbone(config), candidate, pool, outcome.splits.num_classes,
-            seed=seed, cache=cache, split_names=("pool", "test"),
-        )
+        with progress.seed(seed):
+            result = fine_tune(
+                config, lambda: build_backbone(config), candidate, pool, outcome.splits.num_classes,
+                seed=seed, cache=cache, split_names=("pool", "test"),
+            )
         scores = result.model.evaluate(*test, batch_size=max(config.batch_size, 32), verbose=0, return_dict=True)
         accuracy = float(scores["accuracy"])
         add_final_run(final, seed, accuracy, result.history["accuracy"][-1], round(result.seconds, 3), config.select_on)
         if "artifact_id" not in final:
             final["artifact_id"] = _save_model(config, study, result.model, name, outcome.splits.class_names)
-        print(f"  seed {seed}: test accuracy {accuracy:.4f} ({result.seconds:.1f} s)", flush=True)
-        study.set_user_attr(FINAL, final)  # after every seed, so an interruption loses at most one
+        # After every seed, so an interruption loses at most one; the mean is also a plain attr.
+        save_records(study, {FINAL: final, FINAL_TEST_ACCURACY: final["mean"]})
+        progress.seed_end(seed, final["runs"][str(seed)]["test_accuracy"], result.seconds)
+        show_in_dashboard(study, done=len(final["runs"]), total=len(seeds))
     print(
         f"final: {name}: test accuracy {final['mean']:.4f}"
         + (f" (mean of {len(final['test_accuracy'])}, variance {final['variance']:.6f})" if len(final["test_accuracy"]) > 1 else ""),
         flush=True,
     )
     return final
+
+
+def show_in_dashboard(study: optuna.Study, done: int, total: int) -> None:
+    """optuna-dashboard shows the final stage as it goes: the study's note after every seed."""
+    note = study_note(record_of(study))
+    if done < total:
+        note += f"\n\n_Final stage running: {done} of {total} seed(s) done._"
+    optuna_dashboard.save_note(study, note)
 
 
 def _save_model(config: StudyConfig, study: optuna.Study, model, name: str, classes: list[str]) -> str:

@@ -11,13 +11,19 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import math
+import time
+from pathlib import Path
+
+import optuna
 
 from study.candidates import check_strategies
 from study.config import StudyConfig
 from study.dashboard import publish
 from study.final import run_final
+from study.progress import duration, next_steps, say, study_summary
 from study.protocol import protocol_configs
-from study.records import final_candidate
+from study.records import best_candidate, final_candidate
 from study.search import SearchOutcome, prepare_search, record_tied_set, run_trials
 from study.workers import run_workers
 
@@ -31,8 +37,26 @@ class StudyResult:
     final: dict | None
 
     @property
-    def study(self):
+    def study(self) -> optuna.Study:
         return self.outcome.study
+
+    @property
+    def winner(self) -> str | None:
+        """The candidate retrained in the final stage, else the search's best (None if none)."""
+        if self.final:
+            return final_candidate(self.final)
+        return best_candidate(self.study.get_trials(deepcopy=False))
+
+    @property
+    def test_accuracy(self) -> float | None:
+        """The final stage's mean test accuracy over its seeds (None without a final stage)."""
+        return self.final["mean"] if self.final else None
+
+    @property
+    def model_path(self) -> Path | None:
+        """The saved final model in the artifact store (a .keras file stored under its artifact id)."""
+        artifact = (self.final or {}).get("artifact_id")
+        return Path(self.config.artifact_dir) / artifact if artifact else None
 
 
 def search(config: StudyConfig) -> SearchOutcome:
@@ -52,39 +76,55 @@ def run_study(config: StudyConfig) -> StudyResult:
     """Search, then the final stage unless it is skipped or the search is unfinished."""
     outcome = search(config)
     if outcome.left:
-        print(f"search unfinished: {len(outcome.left)} candidate(s) left in study {config.name!r}; "
-              "run the same command to continue", flush=True)
+        say(f"search unfinished: {len(outcome.left)} candidate(s) left in study {config.name!r}; "
+            "run the same command to continue")
     final = None if outcome.left or config.skip_final else run_final(config, outcome)
     return StudyResult(config, outcome, final)
 
 
 def run(config: StudyConfig) -> list[StudyResult]:
-    """Run one study, or with `--strategy all` every study of the paper's protocol; then publish.
+    """Run one study, or with `--strategy all` every study of the paper's protocol; then publish
+    and print the summary (the winners, their scores, the saved models, the commands to look).
 
     In the protocol the top-k steps wait for a finished layer-wise study. The dashboard notes and
     figures are written last, for every study run.
     """
+    started = time.monotonic()
     if config.strategy != "all":
         results = [run_study(config)]
     else:
         check_strategies(protocol_configs(config))  # every step's options, before the first study runs
         results, layer_done = [], False
-        for step in protocol_configs(config):
+        steps = protocol_configs(config)
+        for number, step in enumerate(steps, 1):
+            heading = f"study {number} of {len(steps)}: {step.name}"
             if step.strategy == "topk" and not layer_done:
-                print(f"study {step.name!r}: waits for the layer-wise study; run the same command again", flush=True)
+                say(f"{heading} waits for the layer-wise study; run the same command again")
                 continue
+            say(heading)
             results.append(run_study(step))
             layer_done = layer_done or (step.strategy == "layer" and results[-1].outcome.complete)
     publish([r.study for r in results], config.artifact_dir)
-    if config.strategy == "all":
-        _print_protocol_summary(config, results)
+    print_summary(config, results, time.monotonic() - started)
     return results
 
 
-def _print_protocol_summary(config: StudyConfig, results: list[StudyResult]) -> None:
-    finals = {r.config.name: r.final for r in results}
-    print("protocol summary (final test accuracy, mean over seeds):", flush=True)
-    for step in protocol_configs(config):
-        final = finals.get(step.name)
-        shown = "-" if final is None else f"{final['mean']:.4f} ({final_candidate(final)})"
-        print(f"  {step.name:40s} {shown}", flush=True)
+def print_summary(config: StudyConfig, results: list[StudyResult], seconds: float) -> None:
+    """The end of a run: per study the winner, its uncertainty, the test accuracy, the saved model;
+    for the protocol one line per study; then the commands that show the results."""
+    say(f"done in {duration(seconds)}.")
+    if config.strategy == "all":
+        finals = {r.config.name: r.final for r in results}
+        say("protocol summary (test accuracy of each strategy's winner, mean ± std over seeds):")
+        for step in protocol_configs(config):
+            final = finals.get(step.name)
+            shown = "-" if final is None else (f"{final['mean']:.4f} ± {math.sqrt(final['variance']):.4f}  "
+                                               f"{final_candidate(final)}")
+            say(f"  {step.name:40s} {shown}")
+    else:
+        for r in results:
+            for line in study_summary(r.config.name, r.study, r.final, len(r.outcome.left),
+                                      len(r.outcome.candidates), config.artifact_dir):
+                say(line)
+    for line in next_steps(config.storage, config.artifact_dir):
+        say(line)

@@ -12,7 +12,7 @@ from study.compat import set_trial_system_attr
 from study.config import StudyConfig
 from study.devices import Device
 from study.racing import RacePruner
-from study.records import BATCH_SIZE, OUT_OF_MEMORY, PRUNE_REASON
+from study.records import BATCH_SIZE, OUT_OF_MEMORY, PRUNE_REASON, rounded
 
 Result = TypeVar("Result")
 PRUNERS = {
@@ -113,7 +113,7 @@ class ReportToTrial(keras.callbacks.Callback):
         value = (logs or {}).get(self.monitor)
         if value is None:
             return
-        self.trial.report(float(value), step=epoch + 1)
+        self.trial.report(rounded(value), step=epoch + 1)
         if self.trial.should_prune():
             reason = f"pruned after epoch {epoch + 1}: {self.monitor}={value:.4f}"
             self.trial.set_user_attr(PRUNE_REASON, reason)

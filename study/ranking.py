@@ -13,7 +13,17 @@ from optuna.trial import TrialState
 
 from study.config import StudyConfig
 from study.errors import StudyError
-from study.records import CANDIDATES, CONFIG, LAYERS, PARAM, SPLITS, finished_candidates, rank_key
+from study.records import (
+    CANDIDATES,
+    CONFIG,
+    LAYERS,
+    PARAM,
+    SPLITS,
+    finished_candidates,
+    made_by_tool,
+    rank_key,
+    study_records,
+)
 from study.storage import masked
 
 
@@ -24,8 +34,9 @@ def rank_layers(study: optuna.Study) -> list[str]:
         >>> rank_layers(optuna.load_study(study_name="synthetic-vgg16-layer", storage=url))[:3]  # doctest: +SKIP
         ['block5_conv3', 'block4_conv1', 'block5_conv1']
     """
-    position = {c["name"]: i for i, c in enumerate(study.user_attrs.get(CANDIDATES, []))}
-    layers = {c["name"]: c[LAYERS] for c in study.user_attrs.get(CANDIDATES, [])}
+    candidates = study_records(study).get(CANDIDATES, [])
+    position = {c["name"]: i for i, c in enumerate(candidates)}
+    layers = {c["name"]: c[LAYERS] for c in candidates}
     best: dict[str, tuple[int, float]] = {}  # candidate -> (0 complete / 1 pruned, -score)
     for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)):
         name = trial.params.get(PARAM)
@@ -51,21 +62,22 @@ def layer_ranking(config: StudyConfig, storage: optuna.storages.BaseStorage | No
         "(or `--strategy all`, which runs it before top-k)"
     )
     summaries = optuna.get_all_study_summaries(storage, include_best_trial=False) if storage is not None else []
-    names = {s.study_name: s for s in summaries}
-    if name not in names or CONFIG not in names[name].user_attrs:
+    names = {s.study_name for s in summaries}
+    study = optuna.load_study(study_name=name, storage=storage) if name in names else None
+    records = study_records(study) if study is not None else {}
+    if not made_by_tool(records):
         raise StudyError(
             f"--strategy topk needs the layer-wise study {name!r}, which is not in {masked(config.storage)}; {run_first}"
         )
-    study = optuna.load_study(study_name=name, storage=storage)
-    changed = layer_config.differences(study.user_attrs[CONFIG])
+    changed = layer_config.differences(records[CONFIG])
     if changed:
         raise StudyError(
             f"the layer-wise study {name!r} was made with other options ({'; '.join(changed)}); "
             "run topk with the same options as the layer-wise study"
         )
-    if study.user_attrs.get(SPLITS, {}).get("fingerprint") != fingerprint:
+    if records.get(SPLITS, {}).get("fingerprint") != fingerprint:
         raise StudyError(f"the layer-wise study {name!r} was made from other images; {run_first}")
-    left = {c["name"] for c in study.user_attrs[CANDIDATES]} - finished_candidates(study)
+    left = {c["name"] for c in records[CANDIDATES]} - finished_candidates(study)
     if left:
         raise StudyError(
             f"--strategy topk needs the layer-wise study {name!r} finished, but {len(left)} layer(s) "

@@ -17,6 +17,8 @@ import numpy as np
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from study.compat import storage_of
+
 # --- the trial parameter -------------------------------------------------------------------------
 PARAM = "candidate"  # categorical: the candidate's name
 
@@ -49,36 +51,103 @@ SPLITS = "splits"  # {"counts": images per class per split, "fingerprint": hash}
 CLASSES = "classes"  # class names, label order
 CANDIDATES = "candidates"  # [{"name", "layers"}], input end first
 LAYER_PARAMS = "layer_params"  # every backbone layer: name, class, params, weighted, ends_block
-FINAL = "final"  # the final stage: candidate, layers, runs per seed, mean, variance, artifact_id
+FINAL = "final"  # the final stage: candidate, runs per seed, seeds, test accuracies, mean, variance, artifact_id
+FINAL_TEST_ACCURACY = "final_test_accuracy"  # the final stage's mean test accuracy, as a plain number
 TIED_WITH_WINNER = "tied_with_winner"  # candidates not significantly worse than the winner, winner first
 
 # --- study system attrs --------------------------------------------------------------------------
 CREATOR = "creator"  # {"host", "pid", "boot", "started"} of the process that created the study (it writes
-#                      the study's user attrs, CONFIG last; others wait for them: study.recovery)
+#                      the study's records, CONFIG last; others wait for them: study.recovery)
+
+# The large study records (thousands of characters for a real backbone) are kept out of the user
+# attrs, which `optuna studies`, `study.user_attrs` and optuna-dashboard show whole: they are study
+# system attrs named RECORD_PREFIX + key. Read every record with `study_records`; studies made
+# before this keep them as user attrs, which `study_records` reads the same way.
+LARGE_RECORDS = (CONFIG, SPLITS, CLASSES, CANDIDATES, LAYER_PARAMS)
+RECORD_PREFIX = "study:"
+
+# Measured values (accuracies, losses) are stored and shown with this many significant digits:
+# float32 arithmetic gives 0.6666666865348816 for 2/3. Accuracies are fractions k/n; two different
+# ones differ by at least 1/n, far more than the rounding (5e-7 at most), so rounding never makes
+# two different values equal, never splits equal ones and never reorders: rankings, pruning and
+# the winner are what they would be unrounded, and the same run stores the same numbers.
+DIGITS = 6
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 
 
-def new_final(candidate: str, layers: list[str], trial: int) -> dict:
+def rounded(value: float | None, digits: int = DIGITS) -> float | None:
+    """A measured value as it is stored and shown: `digits` significant digits (see DIGITS).
+
+    Example:
+        >>> rounded(0.6666666865348816), rounded(0.012345678901), rounded(None)
+        (0.666667, 0.0123457, None)
+    """
+    return None if value is None else float(f"{float(value):.{digits}g}")
+
+
+def study_records(study: optuna.Study) -> dict:
+    """Every record of a study made by `python -m study.run`: its user attrs and the large records.
+
+    The one reader of study records (the report, the dashboard, ranking, resume, the notebook):
+    new studies keep LARGE_RECORDS as system attrs, older ones as user attrs; both read alike.
+
+    Example:
+        >>> study = optuna.create_study()
+        >>> save_records(study, {CONFIG: {"epochs": 3}, FINAL_TEST_ACCURACY: 0.5})
+        >>> study.user_attrs, study_records(study)[CONFIG]
+        ({'final_test_accuracy': 0.5}, {'epochs': 3})
+    """
+    storage = storage_of(study)
+    return stored_records(storage, storage.get_study_id_from_name(study.study_name))
+
+
+def stored_records(storage: optuna.storages.BaseStorage, study_id: int) -> dict:
+    """`study_records` of the study `study_id` of `storage` (for code that has no Study object)."""
+    records = dict(storage.get_study_user_attrs(study_id))
+    for key, value in storage.get_study_system_attrs(study_id).items():
+        if key.startswith(RECORD_PREFIX):
+            records[key[len(RECORD_PREFIX):]] = value
+    return records
+
+
+def save_records(study: optuna.Study, records: dict) -> None:
+    """Write study records, in the given order: LARGE_RECORDS as system attrs, the rest as user attrs."""
+    storage = storage_of(study)
+    study_id = storage.get_study_id_from_name(study.study_name)
+    for key, value in records.items():
+        if key in LARGE_RECORDS:
+            storage.set_study_system_attr(study_id, RECORD_PREFIX + key, value)
+        else:
+            study.set_user_attr(key, value)
+
+
+def made_by_tool(records: dict) -> bool:
+    """Whether `study_records` of a study say `python -m study.run` made it (its config is complete)."""
+    return CONFIG in records
+
+
+def new_final(candidate: str, trial: int) -> dict:
     """An empty `final` record for the winner `candidate` (the search's trial `trial`).
 
     Example:
-        >>> final = add_final_run(new_final("block-02", ["conv2"], 4), 0, 0.75, 0.9, 12.3, "val")
-        >>> final["mean"], final["seeds"]
-        (0.75, [0])
+        >>> final = add_final_run(new_final("block-02", 4), 0, 0.7500000298, 0.9, 12.3, "val")
+        >>> final["mean"], final["seeds"], final["test_accuracy"]
+        (0.75, [0], [0.75])
     """
-    return {PARAM: candidate, LAYERS: list(layers), "trial": trial, "runs": {}}
+    return {PARAM: candidate, "trial": trial, "runs": {}}
 
 
 def add_final_run(final: dict, seed: int, test_accuracy: float, train_accuracy: float, seconds: float,
                   select_on: str) -> dict:
     """`final` with one more seed's result, and its summary (seeds, accuracies, mean, variance)."""
-    final["runs"][str(seed)] = {"test_accuracy": test_accuracy, TRAIN_ACCURACY: train_accuracy, SECONDS: seconds}
+    final["runs"][str(seed)] = {"test_accuracy": rounded(test_accuracy), TRAIN_ACCURACY: rounded(train_accuracy),
+                                SECONDS: seconds}
     accuracies = [run["test_accuracy"] for run in final["runs"].values()]
     final["seeds"] = [int(s) for s in final["runs"]]
     final["test_accuracy"] = accuracies
-    final["mean"] = float(np.mean(accuracies))
-    final["variance"] = float(np.var(accuracies))
+    final["mean"] = rounded(np.mean(accuracies))
+    final["variance"] = rounded(np.var(accuracies))
     final["select_on"] = select_on
     return final
 

@@ -28,7 +28,7 @@ from study.compat import fail_trial, set_trial_system_attr, trial_system_attrs
 from study.process import boot_id as _boot_id
 from study.process import start_ticks as _start_ticks
 from study.process import this_process
-from study.records import CANDIDATES, CREATOR, FAIL_REASON, FINAL, OWNER, finished_candidates
+from study.records import CANDIDATES, CREATOR, FAIL_REASON, FINAL, OWNER, finished_candidates, stored_records, study_records
 from study.storage import masked_args, open_existing_storage
 
 # A RUNNING trial without an owner was not created by this tool's storage (an enqueued trial being
@@ -137,7 +137,7 @@ def claim_new_study(storage: optuna.storages.BaseStorage, study_id: int) -> None
 
 
 def wait_for_records(storage: optuna.storages.BaseStorage, name: str, last_key: str) -> dict | None:
-    """The user attrs of the existing study `name` once they are complete (`last_key`, written last,
+    """The records of the existing study `name` once they are complete (`last_key`, written last,
     is among them), or None if nobody will complete them: the creator died first (or, on another
     machine or without a creator record, did not finish in time), so the caller writes them.
 
@@ -154,7 +154,7 @@ def wait_for_records(storage: optuna.storages.BaseStorage, name: str, last_key: 
     started = time.monotonic()
     study_id = storage.get_study_id_from_name(name)
     while True:
-        attrs = storage.get_study_user_attrs(study_id)
+        attrs = stored_records(storage, study_id)
         if last_key in attrs:
             return attrs
         creator = storage.get_study_system_attrs(study_id).get(CREATOR)
@@ -181,11 +181,12 @@ def interruption_note(config, argv: list[str] | None) -> str:
         try:
             storage = open_existing_storage(config.storage)  # a Ctrl-C before the storage existed makes none
             study = optuna.load_study(study_name=config.name, storage=storage)
-            total = len(study.user_attrs.get(CANDIDATES, []))
+            records = study_records(study)
+            total = len(records.get(CANDIDATES, []))
             done = len(finished_candidates(study))
             status = f"{done} of {total} candidates done, {total - done} left"
             if total and done == total:
-                status += "; the final stage is unfinished" if FINAL not in study.user_attrs else ""
+                status += "; the final stage is unfinished" if FINAL not in records else ""
         except Exception:  # no study yet, or the storage is unreachable: say what we know
             pass
     return (

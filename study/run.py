@@ -16,7 +16,7 @@ quiet_tensorflow()  # before anything imports TensorFlow
 
 from study.config import StudyConfig  # noqa: E402
 from study.errors import StudyError  # noqa: E402
-from study.process import EXIT_BAD_INPUT, EXIT_INTERRUPTED, quiet_libraries  # noqa: E402
+from study.process import EXIT_BAD_INPUT, EXIT_INTERRUPTED, import_tensorflow, quiet_libraries  # noqa: E402
 
 DESCRIPTION = """\
 Find which layers of a pretrained Keras image model to fine-tune for your images: every candidate
@@ -30,6 +30,10 @@ examples:
     python -m study.run --dataset synthetic --weights none --image-size 32 --epochs 3
   your own model and photos, layer by layer, 3 repeats of the final stage:
     python -m study.run --model my_model.keras --data-dir photos/ --strategy layer --repeats 3
+
+afterwards (the run ends with these commands for its storage):
+  optuna-dashboard sqlite:///storage/studies.db --artifact-dir storage/artifacts
+  python -m study.report --output storage/reports/report.html
 """
 
 
@@ -54,8 +58,11 @@ def build_parser() -> argparse.ArgumentParser:
     for field in dataclasses.fields(StudyConfig):
         meta = field.metadata
         flag = meta.get("flag") or "--" + field.name.replace("_", "-")
-        shown = "off" if field.default is False else "on" if field.default is True else field.default
-        help_text = f"{meta['help']} (default: {'none' if shown is None else shown})"
+        help_text = meta["help"]
+        if "(default:" not in help_text:  # some say their default in words
+            # A switch is off unless given (--no-prefix-cache switches the cache off).
+            shown = "off" if isinstance(field.default, bool) else "none" if field.default is None else field.default
+            help_text += f" (default: {shown})"
         if isinstance(field.default, bool):
             action = "store_false" if field.default else "store_true"
             parser.add_argument(flag, dest=field.name, action=action, help=help_text)
@@ -85,6 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     config = None
     try:
         config = parse_args(argv)
+        import_tensorflow()  # its start-up lines filtered; --help and bad flags never load it
         quiet_libraries()
         from study.devices import pin_worker
 

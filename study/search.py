@@ -19,6 +19,7 @@ from study.config import PER_EPOCH_PRUNERS, StudyConfig
 from study.data import Splits, load_splits
 from study.devices import current_device
 from study.errors import StudyError
+from study.progress import SearchProgress
 from study.pruning import ReportToTrial, fit_or_prune, make_pruner
 from study.racing import summarize, tied_with_winner
 from study.ranking import layer_ranking
@@ -45,8 +46,11 @@ from study.records import (
     TRAINABLE_PARAMS,
     finished_candidates,
     finished_trials,
+    rounded,
     running_candidates,
+    save_records,
     score,
+    study_records,
 )
 from study.recovery import claim_new_study, fail_dead_trials, wait_for_records, with_owner
 from study.samplers import make_sampler
@@ -88,15 +92,16 @@ def load_or_create_study(
     if attrs is not None:
         _check_same(config, splits, attrs)
         if layer_params is not None and LAYER_PARAMS not in attrs:
-            study.set_user_attr(LAYER_PARAMS, layer_params)  # studies made before it was recorded
+            save_records(study, {LAYER_PARAMS: layer_params})  # studies made before it was recorded
         return study
-    study.set_user_attr(SPLITS, {"counts": splits.counts(), "fingerprint": splits.fingerprint()})
-    study.set_user_attr(CLASSES, splits.class_names)
-    study.set_user_attr(CANDIDATES, [c.to_dict() for c in candidates])
-    if layer_params is not None:
-        study.set_user_attr(LAYER_PARAMS, layer_params)
-    study.set_user_attr(CONFIG, config.identity())  # written last: it marks the study complete
-    _check_same(config, splits, study.user_attrs)  # two takers-over of one study: one configuration wins
+    save_records(study, {
+        SPLITS: {"counts": splits.counts(), "fingerprint": splits.fingerprint()},
+        CLASSES: splits.class_names,
+        CANDIDATES: [c.to_dict() for c in candidates],
+        **({LAYER_PARAMS: layer_params} if layer_params is not None else {}),
+        CONFIG: config.identity(),  # written last: it marks the study complete
+    })
+    _check_same(config, splits, study_records(study))  # two takers-over of one study: one configuration wins
     return study
 
 
@@ -183,7 +188,15 @@ def run_trials(plan: SearchPlan) -> None:
         return
     by_name = {c.name: c for c in plan.candidates}
     objective = Objective(plan.config, plan.splits, by_name, planned=[by_name[name] for name in plan.left])
-    plan.study.optimize(with_owner(objective), n_trials=plan.n_trials, callbacks=[_print_trial], gc_after_trial=True)
+    done = len(plan.candidates) - len(plan.left) if plan.config.sampler == "grid" else 0
+    progress = SearchProgress(plan.study, planned=plan.n_trials, done=done)
+    plan.study.optimize(progress.wrap(with_owner(_rounded(objective))), n_trials=plan.n_trials, callbacks=[progress],
+                        gc_after_trial=True)
+
+
+def _rounded(objective):
+    """The trial value as stored: `records.DIGITS` significant digits (no float32 noise)."""
+    return lambda trial: rounded(objective(trial))
 
 
 def run_search(config: StudyConfig) -> SearchOutcome:
@@ -335,7 +348,8 @@ def record_tied_set(outcome: SearchOutcome, config: StudyConfig) -> list[str]:
     }
     if not results:
         return []
-    n_images = sum(outcome.study.user_attrs[SPLITS]["counts"]["search_val" if config.select_on == "val" else "test"].values())
+    counts = study_records(outcome.study)[SPLITS]["counts"]
+    n_images = sum(counts["search_val" if config.select_on == "val" else "test"].values())
     tied = tied_with_winner(results, n_images, config.race_alpha)
     outcome.study.set_user_attr(TIED_WITH_WINNER, tied)
     return tied
@@ -364,15 +378,3 @@ def _check_same(config: StudyConfig, splits: Splits, attrs: dict) -> None:
             f"study {config.name!r} was made from other images (the splits differ); "
             "restore the original data or pass a new --study-name"
         )
-
-
-def _print_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-    value = "-" if trial.value is None else f"{trial.value:.4f}"
-    seconds = trial.user_attrs.get(SECONDS)
-    extra = " (same as trial %d)" % trial.user_attrs[DUPLICATE_OF] if DUPLICATE_OF in trial.user_attrs else ""
-    timing = f", {seconds:.1f} s" if seconds is not None else ""
-    print(
-        f"  trial {trial.number:3d} {trial.state.name.lower():8s} {trial.params.get(PARAM, '?')}: "
-        f"val_accuracy {value}{timing}{extra}",
-        flush=True,
-    )

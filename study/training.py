@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import sys
 import time
 from typing import Callable
 
@@ -11,10 +10,12 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+import study.progress as progress
 from study.cache import Cut, PrefixCache, find_cut, fresh_backbone
 from study.candidates import all_layers
 from study.compat import SkipOneReplicaAllReduce, adam_slots
 from study.config import StudyConfig
+from study.records import rounded
 from study.strategies import Candidate
 
 STEPS_PER_EXECUTION = 16
@@ -221,7 +222,7 @@ def fine_tune(
     )
     return TrainingResult(
         model=model,
-        history={key: [float(v) for v in values] for key, values in history.history.items()},
+        history={key: [rounded(v) for v in values] for key, values in history.history.items()},  # records.DIGITS
         trainable_params=count_trainable(model),
         seconds=time.perf_counter() - started,
         cache=cache_state,
@@ -273,14 +274,13 @@ def _model_from_cut(cut: Cut, model: keras.Model) -> keras.Model:
 
 
 class EpochProgress(keras.callbacks.Callback):
-    """One status line per trial on a terminal, rewritten after every epoch."""
+    """Tells study.progress where a fit is: its live line (trial k/N or seed s/S, epoch, accuracy)."""
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        progress.train_begin()
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        if not sys.stdout.isatty():
-            return
-        shown = " ".join(f"{k}={v:.3f}" for k, v in (logs or {}).items() if "acc" in k)
-        print(f"\r    epoch {epoch + 1}/{self.params['epochs']} {shown}   ", end="", flush=True)
+        progress.epoch_end(epoch + 1, self.params["epochs"], logs or {})
 
     def on_train_end(self, logs: dict | None = None) -> None:
-        if sys.stdout.isatty():
-            print("\r" + " " * 70 + "\r", end="", flush=True)
+        progress.train_end()

@@ -15,12 +15,10 @@ import signal
 import sys
 from typing import TextIO
 
-from study.cache import default_budget
 from study.config import StudyConfig
 from study.devices import gpu_count, pin_worker
 from study.errors import StudyError
-from study.process import EXIT_BAD_INPUT, EXIT_INTERRUPTED, quiet_libraries, quiet_tensorflow
-from study.search import run_search
+from study.process import EXIT_BAD_INPUT, EXIT_INTERRUPTED, import_tensorflow, quiet_libraries
 
 
 def split_trials(n_trials: int, workers: int) -> list[int]:
@@ -47,6 +45,8 @@ def run_workers(config: StudyConfig, n_trials: int) -> None:
     else:
         shares = split_trials(n_trials, config.workers)
     if config.cache_budget_gb is None:  # each worker's prefix cache gets its share of the memory
+        from study.cache import default_budget
+
         config = dataclasses.replace(config, cache_budget_gb=default_budget() / config.workers / 2**30)
     gpus = gpu_count()
     where = f"{gpus} GPU(s), worker i on GPU i mod {gpus}" if gpus else "CPU"
@@ -86,12 +86,14 @@ def _stop(processes: list) -> None:
 
 def _worker_main(config: StudyConfig, worker: int, n_trials: int) -> None:
     """One worker process: pin the GPU first (before TensorFlow builds devices), then search."""
-    quiet_tensorflow()
     _die_with_parent()
     sys.stdout = _Prefixed(sys.stdout, f"[worker {worker}] ")
     try:
+        import_tensorflow()  # TensorFlow loads here (this module does not import it): quietly
         pin_worker(worker)
         quiet_libraries()
+        from study.search import run_search
+
         run_search(dataclasses.replace(config, workers=1, n_trials=n_trials))
     except KeyboardInterrupt:
         sys.exit(EXIT_INTERRUPTED)

@@ -1,9 +1,21 @@
+import contextlib
+import io
 import os
+import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
 
 import pytest  # noqa: E402
+from browser import require_browser  # noqa: E402
+
+pytest_plugins = ["pytester"]  # tests/test_browser.py runs small test files in a pytest of their own
+
+
+@pytest.fixture
+def browser():
+    """A headless Chrome/Chromium's path: skips the test without one, fails it under CI=true (tests/browser.py)."""
+    return require_browser()
 
 
 @pytest.fixture
@@ -75,5 +87,12 @@ def protocol_storage(tmp_path_factory, tiny_model):
         "--strategy", "all", "--repeats", "2",
         "--storage", f"sqlite:///{folder}/studies.db", "--artifact-dir", str(folder / "artifacts"),
     ]
-    assert main(args) == 0
-    return {"url": f"sqlite:///{folder}/studies.db", "artifacts": str(folder / "artifacts"), "args": args, "folder": folder}
+    printed = io.StringIO()  # what a log file would hold: tests/test_progress.py reads it
+    try:
+        with contextlib.redirect_stdout(printed):
+            code = main(args)
+    finally:
+        sys.stdout.write(printed.getvalue())
+    assert code == 0
+    return {"url": f"sqlite:///{folder}/studies.db", "artifacts": str(folder / "artifacts"), "args": args,
+            "folder": folder, "stdout": printed.getvalue()}

@@ -1,11 +1,11 @@
 """optuna-dashboard on the protocol's storage: notes, plots and artifacts, seen in headless Chromium.
 
 Screenshots of the dashboard and of the HTML report go to tests/output/ (git-ignored) for a human
-to look at. With CI=true a missing Chromium fails the test (.ci/run installs it); elsewhere it skips.
+to look at. Tests that need Chromium take the `browser` fixture (tests/browser.py): without one they
+skip, and with CI=true (.ci/run installs it) they fail.
 """
 
 import math
-import os
 import re
 import shutil
 import socket
@@ -18,6 +18,7 @@ from pathlib import Path
 import optuna
 import optuna_dashboard
 import pytest
+from browser import require_browser
 
 from study.report import main as report_main
 
@@ -47,12 +48,18 @@ def test_every_study_has_a_note_in_words_and_numbers(protocol_storage):
     assert "(K = 3)" in optuna_dashboard.get_note(_study(url, "top3"))
 
 
-def test_figures_and_models_are_study_artifacts(protocol_storage):
-    url = protocol_storage["url"]
-    block = _study(url, "block")
+def test_figures_are_png_artifacts(protocol_storage, browser):
+    # kaleido renders the PNGs with a Chrome/Chromium; without one only the plots below are saved.
+    block = _study(protocol_storage["url"], "block")
     files = {a.filename: a for a in optuna.artifacts.get_all_artifact_meta(block)}
     assert {"parameters-per-layer.png", "validation-accuracy-per-candidate.png", "learning-curves.png"} <= set(files)
     assert files["parameters-per-layer.png"].mimetype == "image/png"
+
+
+def test_models_and_plots_are_study_artifacts(protocol_storage):
+    url = protocol_storage["url"]
+    block = _study(url, "block")
+    files = {a.filename: a for a in optuna.artifacts.get_all_artifact_meta(block)}
     model = [a for a in files.values() if a.artifact_id == block.user_attrs["final"]["artifact_id"]]
     assert model and model[0].filename.endswith(".keras")
     for artifact in files.values():
@@ -64,15 +71,6 @@ def test_figures_and_models_are_study_artifacts(protocol_storage):
             "test-accuracy-per-strategy"} <= plots
 
 
-def _chromium() -> str:
-    found = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
-    if found is None:
-        if os.environ.get("CI"):
-            pytest.fail("chromium is not installed; .ci/run installs it (apt-get install chromium)")
-        pytest.skip("chromium is not installed (apt-get install chromium)")
-    return found
-
-
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -82,6 +80,7 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def dashboard(protocol_storage, tmp_path_factory):
     """optuna-dashboard on the loopback interface, stopped after the module."""
+    require_browser()  # only browser tests use it: no server to start without one
     port = _free_port()
     command = shutil.which("optuna-dashboard", path=str(Path(sys.executable).parent)) or shutil.which("optuna-dashboard")
     log = tmp_path_factory.mktemp("dashboard") / "server.log"
@@ -108,9 +107,8 @@ def dashboard(protocol_storage, tmp_path_factory):
         server.wait(timeout=30)
 
 
-def _browse(url: str, tmp_path: Path, screenshot: Path | None = None, height: int = 1000) -> str:
-    """The DOM of `url` after its scripts ran; with `screenshot`, also a PNG of the window."""
-    chromium = _chromium()
+def _browse(chromium: str, url: str, tmp_path: Path, screenshot: Path | None = None, height: int = 1000) -> str:
+    """The DOM of `url` in `chromium` after its scripts ran; with `screenshot`, also a PNG of the window."""
     profile = tmp_path / f"profile-{time.monotonic_ns()}"
     common = [chromium, *FLAGS, f"--user-data-dir={profile}", "--virtual-time-budget=15000"]
     dom = subprocess.run([*common, "--dump-dom", url], capture_output=True, text=True, timeout=120).stdout
@@ -122,26 +120,26 @@ def _browse(url: str, tmp_path: Path, screenshot: Path | None = None, height: in
     return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", dom))
 
 
-def test_dashboard_shows_studies_note_and_artifacts(protocol_storage, dashboard, tmp_path):
+def test_dashboard_shows_studies_note_and_artifacts(protocol_storage, browser, dashboard, tmp_path):
     url = protocol_storage["url"]
-    home = _browse(f"{dashboard}/dashboard", tmp_path)
+    home = _browse(browser, f"{dashboard}/dashboard", tmp_path)
     for name in ("head", "full", "layer", "block", "window", "top3", "top5", "random"):
         assert f"synthetic-tiny-{name}" in home
 
     block = _study(url, "block")
     final = block.user_attrs["final"]
-    note = _browse(f"{dashboard}/dashboard/studies/{block._study_id}/note", tmp_path, OUTPUT / "dashboard-note.png")
+    note = _browse(browser, f"{dashboard}/dashboard/studies/{block._study_id}/note", tmp_path, OUTPUT / "dashboard-note.png")
     assert "Winner:" in note and f"{final['mean']:.4f} ± {math.sqrt(final['variance']):.4f}" in note
 
-    overview = _browse(f"{dashboard}/dashboard/studies/{block._study_id}", tmp_path,
+    overview = _browse(browser, f"{dashboard}/dashboard/studies/{block._study_id}", tmp_path,
                        OUTPUT / "dashboard-study.png", height=2600)
     for artifact in optuna.artifacts.get_all_artifact_meta(block):
         assert artifact.filename in overview
     assert "parameters-per-layer.png" in overview and ".keras" in overview
 
 
-def test_report_screenshot(protocol_storage, tmp_path):
+def test_report_screenshot(protocol_storage, browser, tmp_path):
     page = tmp_path / "report.html"
     assert report_main(["--storage", protocol_storage["url"], "--output", str(page)]) == 0
-    text = _browse(page.as_uri(), tmp_path, OUTPUT / "report.png", height=3200)
+    text = _browse(browser, page.as_uri(), tmp_path, OUTPUT / "report.png", height=3200)
     assert "Table I" in text and "tiny: parameters per layer" in text  # the figures rendered

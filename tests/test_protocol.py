@@ -17,6 +17,7 @@ from study.data import load_splits
 from study.errors import StudyError
 from study.protocol import PROTOCOL, protocol_configs
 from study.ranking import rank_layers
+from study.records import study_records
 from study.run import main
 
 NAMES = ["head", "full", "layer", "block", "window", "top3", "top5", "random"]
@@ -33,7 +34,7 @@ def test_all_runs_every_strategy_and_its_final_stage(protocol_storage):
     sizes = {"head": 1, "full": 1, "layer": 5, "block": 3, "window": 3, "top3": 1, "top5": 1, "random": 1}
     for name, size in sizes.items():
         study = _study(url, name)
-        assert len(study.user_attrs["candidates"]) == size
+        assert len(study_records(study)["candidates"]) == size
         assert [t.state for t in study.trials] == [TrialState.COMPLETE] * size
         final = study.user_attrs["final"]
         # --repeats 2: every seed's test accuracy, their mean and (population) variance are stored.
@@ -43,7 +44,7 @@ def test_all_runs_every_strategy_and_its_final_stage(protocol_storage):
         assert final["mean"] == pytest.approx(np.mean(accuracies))
         assert final["variance"] == pytest.approx(np.var(accuracies))
         assert final["candidate"] == study.best_trial.params["candidate"]
-        assert [p["params"] for p in study.user_attrs["layer_params"] if p["name"] == "conv1"] == [8 * 27 + 8]
+        assert [p["params"] for p in study_records(study)["layer_params"] if p["name"] == "conv1"] == [8 * 27 + 8]
 
 
 def test_final_model_loads_without_this_package(protocol_storage, tmp_path):
@@ -85,9 +86,9 @@ def test_topk_tunes_the_best_layers_of_the_layer_study(protocol_storage):
     assert sorted(ranked) == sorted(layer_trials)
     assert [layer_trials[n] for n in ranked] == sorted(layer_trials.values(), reverse=True)
     for k in (3, 5):
-        (candidate,) = _study(url, f"top{k}").user_attrs["candidates"]
+        (candidate,) = study_records(_study(url, f"top{k}"))["candidates"]
         assert candidate == {"name": f"top-{k}:" + "+".join(ranked[:k]), "layers": ranked[:k]}
-    (random,) = _study(url, "random").user_attrs["candidates"]
+    (random,) = study_records(_study(url, "random"))["candidates"]
     assert len(random["layers"]) == 3
 
 

@@ -1,7 +1,7 @@
 import optuna
 import pytest
 
-from study.records import PARAM
+from study.records import PARAM, study_records
 from study.run import main
 
 
@@ -16,7 +16,7 @@ def test_grid_study_end_to_end(tmp_path, tiny_args, capsys, prefix_passes):
     assert prefix_passes[:2] == [4, 1]
     study = _load(tmp_path)
     trials = study.get_trials()
-    candidates = study.user_attrs["candidates"]
+    candidates = study_records(study)["candidates"]
     assert len(candidates) == 5 and len(trials) == 5
     # Output end first, each candidate exactly once.
     assert [t.params[PARAM] for t in trials] == [c["name"] for c in reversed(candidates)]
@@ -31,7 +31,7 @@ def test_grid_study_end_to_end(tmp_path, tiny_args, capsys, prefix_passes):
         assert trial.user_attrs["peak_memory_bytes"] > 0 and trial.user_attrs["seconds"] > 0
         tuned_first_layer = "block1_conv1" in candidate["layers"]
         assert trial.user_attrs["prefix_cache"].startswith("off: the first" if tuned_first_layer else "on: 1 tensor")
-    attrs = study.user_attrs
+    attrs = study_records(study)
     assert attrs["config"]["model"] == "vgg16" and attrs["config"]["epochs"] == 2
     assert sum(attrs["splits"]["counts"]["test"].values()) == 18
     final = attrs["final"]

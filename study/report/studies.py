@@ -9,7 +9,7 @@ from optuna.trial import FrozenTrial
 
 from study.config import StudyConfig
 from study.errors import StudyError
-from study.records import CANDIDATES, CONFIG, FINAL, best_candidate, finished_trials
+from study.records import CANDIDATES, CONFIG, FINAL, best_candidate, finished_trials, made_by_tool, study_records
 from study.storage import open_existing_storage
 from study.strategies import column_label, column_position, study_key
 
@@ -58,7 +58,7 @@ class StudyRecord:
 
 def record_of(study: optuna.Study) -> StudyRecord:
     """The report's view of one study (its user attrs and trials)."""
-    attrs = study.user_attrs
+    attrs = study_records(study)
     known = {f.name for f in dataclasses.fields(StudyConfig)}
     stored = {k: v for k, v in attrs[CONFIG].items() if k in known}
     if stored.get("delimiters") is not None:
@@ -77,11 +77,13 @@ def load_records(storage: str | optuna.storages.BaseStorage, names: list[str] | 
     if isinstance(storage, str):
         storage = open_existing_storage(storage)
     summaries = {s.study_name: s for s in optuna.get_all_study_summaries(storage, include_best_trial=False)}
+    studies = {n: optuna.load_study(study_name=n, storage=storage) for n in summaries}
+    made = {n for n, study in studies.items() if made_by_tool(study_records(study))}
     for name in names or []:
         if name not in summaries:
             raise StudyError(f"--study {name!r} is not in the storage; it holds {', '.join(sorted(summaries)) or 'no study'}")
-        if CONFIG not in summaries[name].user_attrs:
+        if name not in made:
             raise StudyError(f"--study {name!r} was not made by `python -m study.run` (it has no config)")
-    chosen = names or [n for n, s in summaries.items() if CONFIG in s.user_attrs]
-    records = [record_of(optuna.load_study(study_name=n, storage=storage)) for n in chosen]
+    chosen = names or [n for n in summaries if n in made]
+    records = [record_of(studies[n]) for n in chosen]
     return sorted(records, key=lambda r: (r.dataset, r.model, column_position(r.key), r.name))
