@@ -15,7 +15,7 @@ import sqlalchemy
 from optuna.trial import TrialState
 
 from study.process import TEST_POINT, this_process
-from study.records import CANDIDATES, CONFIG, CREATOR, PARAM
+from study.records import CANDIDATES, CONFIG, CREATOR, PARAM, study_records
 from study.recovery import claim_new_study, wait_for_records
 
 REPO = str(Path(__file__).resolve().parents[1])
@@ -71,8 +71,9 @@ def test_three_commands_started_at_once_on_a_fresh_storage_share_one_study(fresh
 
     assert [s.study_name for s in optuna.get_all_study_summaries(fresh_storage)] == ["shared"]
     study = optuna.load_study(study_name="shared", storage=fresh_storage)
-    candidates = [c["name"] for c in study.user_attrs[CANDIDATES]]
-    assert len(candidates) == 3 and CONFIG in study.user_attrs
+    records = study_records(study)
+    candidates = [c["name"] for c in records[CANDIDATES]]
+    assert len(candidates) == 3 and CONFIG in records
     storage = optuna.storages.RDBStorage(fresh_storage)
     creator = storage.get_study_system_attrs(storage.get_study_id_from_name("shared"))[CREATOR]
     assert creator["pid"] in {p.pid for p in processes}  # one of them made it and wrote its records

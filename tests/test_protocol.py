@@ -56,7 +56,7 @@ def test_final_model_loads_without_this_package(protocol_storage, tmp_path):
     path.write_bytes((Path(protocol_storage["artifacts"]) / final["artifact_id"]).read_bytes())
     readable = Path(protocol_storage["folder"]) / "models" / "synthetic-tiny-block.keras"
     assert readable.read_bytes() == path.read_bytes()
-    assert json.loads(readable.with_suffix(".json").read_text())["classes"] == study.user_attrs["classes"]
+    assert json.loads(readable.with_suffix(".json").read_text())["classes"] == study_records(study)["classes"]
     config = StudyConfig(dataset="synthetic", synthetic_size=60, synthetic_classes=3, image_size=32)
     images, labels = load_splits(config).arrays("test")
     np.save(tmp_path / "images.npy", images)  # raw uint8 RGB pixels, as a user has them
@@ -74,7 +74,7 @@ def test_final_model_loads_without_this_package(protocol_storage, tmp_path):
     assert shown.returncode == 0, shown.stderr[-2000:]
     assert "optimizer" not in shown.stderr.lower()
     result = json.loads(shown.stdout.strip().splitlines()[-1])
-    assert np.allclose(result["sums"], 1.0, atol=1e-5) and result["classes"] == study.user_attrs["classes"]
+    assert np.allclose(result["sums"], 1.0, atol=1e-5) and result["classes"] == study_records(study)["classes"]
     accuracy = float(np.mean(np.asarray(result["argmax"]) == labels))
     assert accuracy == pytest.approx(final["runs"][str(final["seeds"][0])]["test_accuracy"], abs=1e-6)
 
