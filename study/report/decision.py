@@ -30,7 +30,7 @@ import numpy as np
 from optuna.trial import TrialState
 
 from study.racing import p_value_worse
-from study.records import TIED_WITH_WINNER, final_candidate
+from study.records import LAYERS, STANDARD_ERROR, TIED_WITH_WINNER, final_candidate
 from study.report.studies import StudyRecord
 
 DECIMALS = 3  # accuracies as the report shows them: 0.683
@@ -66,7 +66,7 @@ def layers_text(layers: Sequence[str], most: int = 6) -> str:
 
 def candidate_layers(record: StudyRecord, name: str) -> list[str]:
     """The layers a candidate of the study tunes (from the stored candidates)."""
-    return next((list(c.get("layers", [])) for c in record.candidates if c.get("name") == name), [])
+    return next((list(c.get(LAYERS, [])) for c in record.candidates if c.get("name") == name), [])
 
 
 def fmt(value: float | None, decimals: int = DECIMALS) -> str:
@@ -201,11 +201,11 @@ def search_text(record: StudyRecord) -> str:
     measured = "validation accuracy" if record.config.select_on == "val" else "accuracy on the test split"
     if repeats > 1:
         how = f"mean ± standard error over {repeats} repeats"
-    elif summary["standard_error"] is not None:
+    elif summary[STANDARD_ERROR] is not None:
         how = f"one repeat; binomial standard error on {n_images} images"
     else:
         how = "one repeat"
-    error = "" if summary["standard_error"] is None else f" ± {fmt(summary['standard_error'])}"
+    error = "" if summary[STANDARD_ERROR] is None else f" ± {fmt(summary[STANDARD_ERROR])}"
     if len(finished) == 1:
         return (f"{candidate_label(winner)}, the only candidate: {measured} {fmt(summary['mean'])}{error} ({how}); "
                 "there is nothing to compare it with.")

@@ -28,7 +28,7 @@ import numpy as np
 import plotly.graph_objects as go
 from optuna.trial import TrialState
 
-from study.records import LAYER_PARAMS, final_candidate
+from study.records import INTERVAL_95, LAYER_PARAMS, final_candidate
 from study.report.decision import (
     BASELINES,
     baseline_comparisons,
@@ -205,8 +205,8 @@ def candidates_figure(record: StudyRecord, baselines: dict[str, float] | None = 
         if not chosen:
             continue
         means = [summaries[n]["mean"] for n in chosen]
-        lows = [(summaries[n]["interval_95"] or [m, m])[0] for n, m in zip(chosen, means)]
-        highs = [(summaries[n]["interval_95"] or [m, m])[1] for n, m in zip(chosen, means)]
+        lows = [(summaries[n][INTERVAL_95] or [m, m])[0] for n, m in zip(chosen, means)]
+        highs = [(summaries[n][INTERVAL_95] or [m, m])[1] for n, m in zip(chosen, means)]
         span += lows + highs
         name = legend[group] + (f": {candidate_label(chosen[0])} {fmt(means[0])}" if group == "winner" else "")
         traces.append(go.Scatter(

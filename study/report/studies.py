@@ -144,8 +144,9 @@ class StudyRecord:
         (no interval when the split size is not stored either).
 
         Example:
-            >>> record.summary("block-03:conv5")  # doctest: +SKIP
-            {'mean': 0.683, 'standard_error': 0.012, 'interval_95': [0.631, 0.735], 'repeats': 3}
+            >>> summary = record.summary("block-03:conv5")  # doctest: +SKIP
+            >>> summary["mean"], summary[STANDARD_ERROR], summary[INTERVAL_95], summary["repeats"]  # doctest: +SKIP
+            (0.683, 0.012, [0.631, 0.735], 3)
         """
         trial = self.finished().get(name)
         values = self.repeat_values(name)
@@ -157,13 +158,13 @@ class StudyRecord:
             error, interval = float(stored_error), [float(v) for v in stored_interval]
         elif len(values) > 1:
             computed = summarize(values)
-            error, interval = computed["standard_error"], computed["interval_95"]
+            error, interval = computed[STANDARD_ERROR], computed[INTERVAL_95]
         elif self.selection_images and 0 <= mean <= 1:
             computed = summarize(values, n_images=self.selection_images)
-            error, interval = computed["standard_error"], computed["interval_95"]
+            error, interval = computed[STANDARD_ERROR], computed[INTERVAL_95]
         else:
             error, interval = None, None
-        return {"mean": mean, "standard_error": error, "interval_95": interval, "repeats": len(values)}
+        return {"mean": mean, STANDARD_ERROR: error, INTERVAL_95: interval, "repeats": len(values)}
 
     def tied(self) -> list[str]:
         """The winner, then the candidates not significantly worse than it ([] before any is complete).

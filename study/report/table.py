@@ -18,7 +18,7 @@ import io
 
 import numpy as np
 
-from study.records import final_candidate
+from study.records import PARAM, final_candidate
 from study.report.decision import (
     BASELINES,
     Comparison,
@@ -182,7 +182,7 @@ def table_html(records: list[StudyRecord]) -> str:
     return f"<table class='table1'><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>{notes}"
 
 
-CSV_FIELDS = ["row", "strategy", "statistic", "value", "std", "seeds", "candidate", "best",
+CSV_FIELDS = ["row", "strategy", "statistic", "value", "std", "seeds", PARAM, "best",
               *[f"{field}_baseline_{numeral}" for numeral in BASELINES.values() for field in ("vs", "p")]]
 
 
@@ -206,7 +206,7 @@ def table_csv(records: list[StudyRecord]) -> str:
                 continue
             line = {"row": row.name, "strategy": column, "statistic": statistic[row.kind], "value": repr(cell.value),
                     "std": "" if cell.std is None else repr(cell.std), "seeds": len(cell.seeds) or "",
-                    "candidate": candidate_label(cell.candidate) if cell.candidate else "", "best": int(cell.bold)}
+                    PARAM: candidate_label(cell.candidate) if cell.candidate else "", "best": int(cell.bold)}
             for c in cell.comparisons:
                 line[f"vs_baseline_{c.numeral}"] = c.verdict
                 line[f"p_baseline_{c.numeral}"] = "" if c.p_value is None else repr(c.p_value)
