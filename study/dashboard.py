@@ -34,7 +34,7 @@ from study.report.decision import (
     search_text,
     seed_values,
 )
-from study.report.figures import Section, figure_digest, groups, model_sections, study_sections, write_images
+from study.report.plots import Section, figure_digest, groups, model_sections, study_sections, write_images
 from study.report.studies import StudyRecord, record_of
 from study.strategies import STRATEGIES
 

@@ -41,7 +41,7 @@ from study.records import (
     new_final,
 )
 from study.report import LABELS, StudyRecord, decision_text, load_records, main, table_rows
-from study.report.figures import export_figures, figure_sections, figures
+from study.report.plots import export_figures, figure_sections, figures
 from study.report.table import table_csv, table_html, table_latex
 from study.strategies import STRATEGIES, _Options
 

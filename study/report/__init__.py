@@ -26,7 +26,7 @@ from study.strategies import COLUMNS, column_label
 LABELS = {key: column_label(key) for key in COLUMNS}
 
 _LAZY = {
-    "study.report.figures": ("candidates_figure", "export_figures", "figure_sections", "figures", "final_figure",
+    "study.report.plots": ("candidates_figure", "export_figures", "figure_sections", "figures", "final_figure",
                              "learning_curves_figure", "parameters_figure"),
     "study.report.page": ("build_report", "summary_text", "write_report"),
 }

@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _write_figures(records, folder: str, info) -> None:
-    from study.report.figures import export_figures, figures
+    from study.report.plots import export_figures, figures
 
     try:
         paths, note = export_figures(figures(records), folder)

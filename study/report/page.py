@@ -7,7 +7,7 @@ from pathlib import Path
 
 from study.errors import StudyError
 from study.report.decision import decision_text
-from study.report.figures import figure_sections
+from study.report.plots import figure_sections
 from study.report.studies import StudyRecord, load_records
 from study.report.table import table_html
 from study.strategies import STRATEGIES
