@@ -22,6 +22,7 @@ from pathlib import Path
 
 import optuna
 import optuna_dashboard
+import plotly.graph_objects as go
 
 from study.records import CLASSES, LAYERS, TRAINABLE_PARAMS, final_candidate
 from study.report.decision import (
@@ -34,11 +35,22 @@ from study.report.decision import (
     search_text,
     seed_values,
 )
-from study.report.plots import Section, figure_digest, groups, model_sections, study_sections, write_images
+from study.report.plots import (
+    Section,
+    figure_digest,
+    groups,
+    model_sections,
+    parameters_figure,
+    set_height,
+    study_sections,
+    write_images,
+)
 from study.report.studies import StudyRecord, record_of
 from study.strategies import STRATEGIES
 
 HEADLINE = "test-accuracy-per-strategy"
+PANEL_HEIGHT = 450  # optuna-dashboard draws a plot in a 450 px high, half-width panel
+PANEL_LAYER_NAMES = 24  # layer names a panel's parameters axis has room for
 
 
 def study_note(record: StudyRecord, others: list[StudyRecord] | tuple = (), figures: list[Section] | None = None) -> str:
@@ -141,13 +153,22 @@ def publish(studies: list[optuna.Study], artifact_dir: str) -> None:
             for section in sections:
                 if section.figure is None:
                     continue
-                optuna_dashboard.save_plotly_graph_object(study, section.figure, graph_object_id=section.id)
+                optuna_dashboard.save_plotly_graph_object(study, _fit_panel(section, record), graph_object_id=section.id)
                 final_ready = finals_in if section.id == HEADLINE else complete
                 filename = f"{section.id}-{figure_digest(section.figure)}.png"
                 if final_ready and filename not in present:
                     pending.setdefault(filename, (section.figure, []))[1].append(study)
     if pending:
         _upload_pngs(pending, artifact_dir)
+
+
+def _fit_panel(section: Section, record: StudyRecord):
+    """The figure as the dashboard draws it: a half-width panel 450 px high (fewer layer names)."""
+    if section.id == "parameters-per-layer":
+        fitted = parameters_figure(record, most=PANEL_LAYER_NAMES)
+    else:
+        fitted = go.Figure(section.figure)
+    return set_height(fitted, PANEL_HEIGHT)
 
 
 def _upload_pngs(pending: dict[str, tuple[object, list[optuna.Study]]], artifact_dir: str) -> None:

@@ -110,8 +110,8 @@ def test_report_has_every_strategy_with_the_stored_numbers(protocol_storage, rep
                   "synthetic-tiny-block: validation accuracy per candidate"):
         assert title in page
     # One-candidate studies get a sentence instead of a one-point figure.
-    assert "synthetic-tiny-top3: validation accuracy per candidate</h2><p class='skipped'>Not drawn: the study has one " \
-           "candidate (top-3)" in page
+    assert ("<p class='skipped'><b>synthetic-tiny-top3: validation accuracy per candidate</b>: not drawn, the study has "
+            "one candidate (top-3)") in page
 
 
 def test_report_is_self_contained_and_reads_only(report):

@@ -34,6 +34,7 @@ from study.records import LAYERS, STANDARD_ERROR, TIED_WITH_WINNER, final_candid
 from study.report.studies import StudyRecord
 
 DECIMALS = 3  # accuracies as the report shows them: 0.683
+NAMED = 5  # tied candidates named in a sentence; more are counted (the figure shows them all)
 BASELINES = {"head": "I", "full": "II"}  # study key -> the baseline's numeral (Baseline I, Baseline II)
 
 
@@ -138,6 +139,20 @@ class Comparison:
         return {"better": f"+{self.numeral}", "worse": f"−{self.numeral}"}.get(self.verdict, "")
 
 
+def exact(accuracies: Sequence[float]) -> list[float]:
+    """Accuracies rounded to 6 decimals: Keras reports float32, whose rounding (1e-8) would make equal
+    differences unequal, and a paired t-test on them absurdly significant (p ~ 1e-8 for two seeds
+    that differ by the same k/n). An accuracy on n < 10^5 images needs no more than 6 decimals.
+
+    Example:
+        >>> import numpy as np
+        >>> a, b = [float(np.float32(k / 18)) for k in (2, 3)], [float(np.float32(k / 18)) for k in (0, 1)]
+        >>> a[0] - b[0] == a[1] - b[1], paired_p_value(a, b)  # equal differences: the sign test, 2 * 0.5 ** 2
+        (False, 0.5)
+    """
+    return [round(float(value), 6) for value in accuracies]
+
+
 def paired_p_value(values: Sequence[float], reference: Sequence[float]) -> float | None:
     """Two-sided p-value of the paired t-test that `values` and `reference` differ (paired by position).
 
@@ -150,6 +165,7 @@ def paired_p_value(values: Sequence[float], reference: Sequence[float]) -> float
     """
     if min(len(values), len(reference)) < 2:
         return None
+    values, reference = exact(values), exact(reference)
     lower, higher = p_value_worse(values, reference), p_value_worse(reference, values)
     if lower is None or higher is None:
         return None
@@ -222,7 +238,8 @@ def search_text(record: StudyRecord) -> str:
             f"one-sided two-proportion z-test on the {n_images} images")
     level = f"alpha {record.alpha:g} per comparison"
     if tied:
-        names = _join([candidate_label(n) for n in tied])
+        labels = [candidate_label(n) for n in tied]
+        names = _join(labels) if len(labels) <= NAMED else f"{len(labels)} candidates ({', '.join(labels[:NAMED])}, ...)"
         text += (f" {names} {'is' if len(tied) == 1 else 'are'} statistically tied with it (not significantly "
                  f"worse: {test}, {level}), so the data do not single out one best candidate")
         text += f"; the other {worse} {'is' if worse == 1 else 'are'} significantly worse." if worse else "."
@@ -262,6 +279,9 @@ def baselines_text(record: StudyRecord, others: Sequence[StudyRecord]) -> str:
                 f"(shared: {seeds}; run with --repeats 2 or more).")
     parts = []
     for c in comparisons:
+        if c.p_value is None and c.difference is not None and c.seeds >= 2:
+            parts.append(f"equal to {c.baseline} on every seed")
+            continue
         verdict = {"better": "significantly better than", "worse": "significantly worse than",
                    "not significant": "not significantly different from", "not tested": "not tested against"}[c.verdict]
         p = "" if c.p_value is None else f", p = {c.p_value:.3g}"
@@ -295,6 +315,6 @@ def _join(names: list[str]) -> str:
 
 __all__ = [
     "BASELINES", "Comparison", "DECIMALS", "baseline_comparisons", "baselines_text", "best_positions",
-    "candidate_label", "candidate_layers", "decision_text", "final_summary", "final_text", "fmt", "layers_text",
+    "candidate_label", "candidate_layers", "decision_text", "exact", "final_summary", "final_text", "fmt", "layers_text",
     "paired_p_value", "search_text", "seed_values",
 ]

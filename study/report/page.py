@@ -10,14 +10,12 @@ from study.report.decision import decision_text
 from study.report.plots import figure_sections
 from study.report.studies import StudyRecord, load_records
 from study.report.table import table_html
-from study.strategies import STRATEGIES
 
 
 def summary_text(record: StudyRecord, others: list[StudyRecord] | tuple = ()) -> str:
     """One paragraph per study: what was searched, then its decision in words (`decision_text`)."""
     finished = len(record.finished())
-    searched = (f"{record.name}: {len(record.candidates)} candidate(s), {STRATEGIES[record.config.strategy].description}; "
-                f"{finished} finished.")
+    searched = f"{record.name} ({record.label}, {finished} of {len(record.candidates)} candidate(s) finished):"
     return f"{searched} {decision_text(record, others)}"
 
 
@@ -45,10 +43,11 @@ def build_report(records: list[StudyRecord], title: str = "Block-wise fine-tunin
                      + "".join(f"<li>{html.escape(summary_text(r, records))}</li>" for r in records) + "</ul>")
     first = True
     for section in figure_sections(records):
-        parts.append(f"<h2>{html.escape(section.title)}</h2>")
-        if section.figure is None:
-            parts.append(f"<p class='skipped'>Not drawn: {html.escape(section.why_not)}.</p>")
+        if section.figure is None:  # one line, no heading: nothing to look at
+            parts.append(f"<p class='skipped'><b>{html.escape(section.title)}</b>: not drawn, "
+                         f"{html.escape(section.why_not)}.</p>")
             continue
+        parts.append(f"<h2>{html.escape(section.title)}</h2>")
         parts.append(section.figure.to_html(full_html=False, include_plotlyjs=first,
                                             config={"displaylogo": False, "responsive": True}))
         first = False

@@ -58,7 +58,8 @@ PALETTE = ("#0072B2", "#009E73", "#CC79A7", "#56B4E9", "#E69F00", "#000000", "#9
 SYMBOLS = {"winner": "star", "tied": "diamond", "worse": "circle", "pruned": "circle-open"}
 FONT = dict(family="Arial, Helvetica, sans-serif", size=14)
 EXPORT_WIDTH = 1200  # pixels of an exported figure (PNG at scale 2; SVG is vector)
-SUBTITLE_WIDTH = 100  # characters per subtitle line (about 600 px: a half-width dashboard panel)
+MODEBAR = 44  # pixels at the top kept free for plotly's modebar (the title starts below)
+SUBTITLE_WIDTH = 80  # characters per subtitle line (about 450 px: fits a half-width dashboard panel)
 MANY_LAYERS = 60  # above this, the parameters axis names a readable subset (every name in hover)
 
 
@@ -76,24 +77,30 @@ class Section:
 
 
 def _style(fig: go.Figure, title: str, subtitle: str, x: str, y: str, height: int = 500) -> go.Figure:
-    # Title and subtitle on the left of the top margin; the legend right of the plot area, from its
-    # top down. The modebar (top right, in the margin) covers neither.
+    # Title and subtitle in the top margin, below the modebar's row (top right); the legend right of
+    # the plot area, from its top down: nothing overprints. `set_height` keeps the title's place.
     lines = textwrap.wrap(subtitle, SUBTITLE_WIDTH) or [""]
     text = f"<b>{html.escape(title)}</b><br>" + "<br>".join(
         f"<span style='font-size:12px;color:#555'>{line}</span>" for line in lines)
     fig.update_layout(
-        title=dict(text=text, x=0, xref="paper", xanchor="left", y=1 - 16 / height, yref="container", yanchor="top",
-                   font=dict(size=16)),
+        title=dict(text=text, x=0, xref="paper", xanchor="left", y=1 - MODEBAR / height, yref="container",
+                   yanchor="top", font=dict(size=16)),
         template="simple_white",
         font=FONT,
         height=height,
-        margin=dict(l=70, r=20, t=68 + 16 * len(lines), b=60),
+        margin=dict(l=70, r=20, t=MODEBAR + 34 + 16 * len(lines), b=60),
         legend=dict(orientation="v", x=1.02, xanchor="left", y=1, yanchor="top", font=dict(size=12),
                     itemsizing="constant", tracegroupgap=4),
         hoverlabel=dict(font_size=12),
     )
     fig.update_xaxes(title_text=x, automargin=True, ticks="outside")
     fig.update_yaxes(title_text=y, automargin=True, showgrid=True, gridcolor="#e5e5e5", ticks="outside")
+    return fig
+
+
+def set_height(fig: go.Figure, height: int) -> go.Figure:
+    """Give the figure another height, the title kept below the modebar's row."""
+    fig.update_layout(height=height, title_y=1 - MODEBAR / height)
     return fig
 
 
@@ -112,11 +119,12 @@ def _zoom(values: list[float], floor: float = 0.0, ceiling: float = 1.0, least: 
     return [max(low, floor - pad / 2), min(high, ceiling + pad / 2)]
 
 
-def parameters_figure(record: StudyRecord) -> go.Figure:
+def parameters_figure(record: StudyRecord, most: int = MANY_LAYERS) -> go.Figure:
     """Parameters of every backbone layer (the paper's Fig. 2), block boundaries dashed.
 
     Every layer is a bar and every name is in its hover text. The axis names every layer when there
-    are at most 60, else the weighted layers (every k-th when those are more than 60 too), rotated.
+    are at most `most` (60: a page or a paper), else weighted layers spaced so that the rotated
+    names never overprint (the dashboard's half-width panel passes 24).
 
     Example:
         >>> parameters_figure(load_records(url)[0]).write_html("params.html")  # doctest: +SKIP
@@ -137,13 +145,13 @@ def parameters_figure(record: StudyRecord) -> go.Figure:
     if ends:  # a legend entry for the dashed lines
         fig.add_trace(go.Scatter(x=[None], y=[None], mode="lines", name="block boundary",
                                  line=dict(dash="dash", color=COLORS["boundary"])))
-    named = _named_ticks(layers)
+    named = _named_ticks(layers, most)
     weighted = sum(1 for layer in layers if layer["weighted"])
     total = sum(layer["params"] for layer in layers)
     subset = "" if len(named) == len(layers) else f"; axis: {len(named)} of the weighted layers"
     _style(fig, f"{record.model}: parameters per layer", f"{len(layers)} layers ({weighted} weighted), {total:,} "
            f"parameters; dashed: the {len(ends)} block boundaries{subset}; every name in hover",
-           "layer (input end first)", "parameters", height=600)
+           "layer (input end first)", "parameters", height=600 if len(named) > 20 else 500)
     size = 11 if len(named) <= 40 else 10
     fig.update_xaxes(tickmode="array", tickvals=named, ticktext=[layers[i]["name"] for i in named],
                      tickangle=-60, tickfont=dict(size=size), range=[-0.7, len(layers) - 0.3])
@@ -152,15 +160,15 @@ def parameters_figure(record: StudyRecord) -> go.Figure:
     return fig
 
 
-def _named_ticks(layers: list[dict]) -> list[int]:
+def _named_ticks(layers: list[dict], most: int = MANY_LAYERS) -> list[int]:
     """Which layer positions the parameters axis names: all, or a readable subset.
 
-    Beyond 60 layers: weighted layers, each at least len(layers)/60 positions after the previous
-    named one, so rotated names never overprint (the first layers of a network are dense).
+    Beyond `most` layers: weighted layers, each at least len(layers)/most positions after the
+    previous named one, so rotated names never overprint (the first layers of a network are dense).
     """
-    if len(layers) <= MANY_LAYERS:
+    if len(layers) <= most:
         return list(range(len(layers)))
-    gap = math.ceil(len(layers) / MANY_LAYERS)
+    gap = math.ceil(len(layers) / most)
     named: list[int] = []
     for i, layer in enumerate(layers):
         if layer["weighted"] and (not named or i - named[-1] >= gap):
@@ -249,7 +257,7 @@ def candidates_figure(record: StudyRecord, baselines: dict[str, float] | None = 
                      tickangle=-90 if many else -45 if len(names) > 8 or max(map(len, labels)) > 12 else 0,
                      tickfont=dict(size=10 if many else 12))
     if many:
-        fig.update_layout(height=620)
+        set_height(fig, 620)
     fig.update_yaxes(range=_zoom(span), tickformat=".3f")
     return fig
 
@@ -297,7 +305,7 @@ def learning_curves_figure(record: StudyRecord) -> go.Figure:
         fig.add_trace(go.Scatter(
             x=list(range(1, len(means) + 1)), y=means, mode="lines+markers", name=legend_name,
             legendgroup=legend_name, showlegend=legend_name not in shown, legendrank=position + 1,
-            line=dict(width=4 if group == "winner" else 2 if few or group == "tied" else 1.2, color=color,
+            line=dict(width=4 if group == "winner" else 2 if few else 1.5 if group == "tied" else 1.2, color=color,
                       dash="dash" if pruned else "solid"),
             marker=dict(size=8 if group == "winner" else 5, color=color),
             opacity=1.0 if few or group in ("winner", "tied") else 0.7,
@@ -396,8 +404,13 @@ def study_sections(record: StudyRecord, baselines: dict[str, float] | None = Non
         sections.append(Section("validation-accuracy-per-candidate", title, candidates_figure(record, baselines)))
     title = f"{record.name}: learning curves"
     with_curves = [n for n in record.finished() if record.curves(n)]
-    if len(with_curves) >= 2:
+    distinct = {tuple(round(v, 6) for v in _mean_curve(record.curves(n))[0]) for n in with_curves}
+    if len(distinct) >= 2:
         sections.append(Section("learning-curves", title, learning_curves_figure(record)))
+    elif len(with_curves) >= 2:
+        sections.append(Section("learning-curves", title, None,
+                                f"all {len(with_curves)} candidates have the same curve, "
+                                + ", ".join(fmt(v) for v in next(iter(distinct))) + " after each epoch"))
     elif count >= 2:
         sections.append(Section("learning-curves", title, None,
                                 "no per-epoch validation accuracy is stored for these trials"))

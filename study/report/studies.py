@@ -183,7 +183,7 @@ class StudyRecord:
             name = trial.params[PARAM]
             values = self.repeat_values(name)
             if values and all(math.isfinite(v) for v in values):
-                results[name] = values
+                results[name] = [round(v, 6) for v in values]  # float32 noise would fake significance
         if not results:
             return []
         if min(map(len, results.values())) == 1 and not self.selection_images:
