@@ -28,7 +28,7 @@ import numpy as np
 import plotly.graph_objects as go
 from optuna.trial import TrialState
 
-from study.records import INTERVAL_95, LAYER_PARAMS, final_candidate
+from study.records import INTERVAL_95, LAYER_PARAMS, TIED_WITH_WINNER, final_candidate
 from study.report.decision import (
     BASELINES,
     baseline_comparisons,
@@ -176,6 +176,11 @@ def _named_ticks(layers: list[dict], most: int = MANY_LAYERS) -> list[int]:
     return named
 
 
+def _testable(record: StudyRecord) -> bool:
+    """Whether the candidates were tested against the winner (repeats, a split size, or a stored tied set)."""
+    return record.repeats > 1 or bool(record.selection_images) or bool(record.attrs.get(TIED_WITH_WINNER))
+
+
 def _group(record: StudyRecord, name: str, tied: list[str]) -> str:
     if name == (tied[0] if tied else record.winner()):
         return "winner"
@@ -204,7 +209,7 @@ def candidates_figure(record: StudyRecord, baselines: dict[str, float] | None = 
     legend = {
         "winner": "winner",
         "tied": "tied with the winner<br>(not significantly worse)",
-        "worse": "significantly worse" if len(tied) or record.repeats > 1 else "other candidates",
+        "worse": "significantly worse" if _testable(record) else "not tested (split size unknown)",
         "pruned": "stopped early (pruned)",
     }
     span, traces = [], []
@@ -245,8 +250,8 @@ def candidates_figure(record: StudyRecord, baselines: dict[str, float] | None = 
     repeats = record.repeats
     how = (f"mean and 95% interval over {repeats} repeats" if repeats > 1 else
            f"one repeat: binomial 95% interval on {n_images} images" if n_images else "one repeat")
-    test = ("paired t-test over the repeats" if repeats > 1 else "two-proportion z-test")
-    if len(tied) > 1 or len(names) > 1:
+    if _testable(record):
+        test = "paired t-test over the repeats" if repeats > 1 else "two-proportion z-test"
         how += f"; tied/worse: {test}, alpha {record.alpha:g}"
     measured = "validation accuracy" if split == "search-val" else "test-split accuracy"
     _style(fig, f"{record.model} {record.label}: {measured} per candidate",
