@@ -6,6 +6,8 @@ import nbformat
 import optuna
 from nbclient import NotebookClient
 
+from study import report
+
 NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "analysis.ipynb"
 
 
@@ -23,4 +25,6 @@ def test_notebook_runs_against_the_protocol_storage(protocol_storage, monkeypatc
     for study in studies:
         assert f"{study.user_attrs['final']['mean']:.6f}" in text
     figures = [o for o in outputs if "application/vnd.plotly.v1+json" in o.get("data", {})]
-    assert len(figures) >= 2 + 6  # parameters, finals, and a curve or candidate figure per strategy
+    # Every figure the report draws: parameters, finals, the per-candidate figures of layer, block and window
+    # (a figure of one point or of identical curves is not drawn).
+    assert len(figures) == len(report.figures(report.load_records(protocol_storage["url"]))) >= 2 + 3

@@ -126,7 +126,7 @@ class Comparison:
 
     @property
     def verdict(self) -> str:
-        """'better', 'worse', 'not significant', or 'not tested' (fewer than 2 shared seeds, or equal on every seed)."""
+        """'better', 'worse', 'not significant' (equal on every seed too), or 'not tested' (fewer than 2 shared seeds)."""
         if self.p_value is None:
             return "not tested" if self.seeds < 2 or self.difference is None else "not significant"
         if self.p_value >= self.alpha:
