@@ -471,3 +471,44 @@ def test_without_a_browser_figures_are_html_and_json(made, tmp_path, capsys, mon
     assert len(err) == 1 and err[0].startswith("note: figures saved as HTML and plotly JSON only; PNG and SVG need")
     files = {p.suffix for p in (tmp_path / "f").iterdir()}
     assert files == {".html", ".json", ".js"} and (tmp_path / "f" / "plotly.min.js").exists()
+
+
+def test_dashboard_pngs_are_named_by_content_and_uploaded_once(made, tmp_path, capsys):
+    import optuna_dashboard
+
+    from study.dashboard import publish
+
+    db = Path(made["url"].removeprefix("sqlite:///"))
+    url = f"sqlite:///{tmp_path / 'copy.db'}"
+    (tmp_path / "copy.db").write_bytes(db.read_bytes())
+    artifacts = str(tmp_path / "artifacts")
+
+    def studies():
+        return [optuna.load_study(study_name=s.study_name, storage=url) for s in optuna.get_all_study_summaries(url)]
+
+    def pngs(study):
+        return sorted(a.filename for a in optuna.artifacts.get_all_artifact_meta(study) if a.filename.endswith(".png"))
+
+    publish(studies(), artifacts)
+    block = next(s for s in studies() if s.study_name.endswith("-block"))
+    note = optuna_dashboard.get_note(block)
+    assert "**Decision:** block-03 wins: validation accuracy 0.673" in note
+    assert "**Against the baselines:** Against the baselines on the same 3 seeds" in note
+    if not _browser():
+        assert pngs(block) == [] and "PNG and SVG need" in capsys.readouterr().err
+        return
+    first = pngs(block)
+    assert [re.sub(r"-[0-9a-f]{8}\.png$", "", f) for f in first] == [
+        "learning-curves", "parameters-per-layer", "test-accuracy-per-strategy", "validation-accuracy-per-candidate"]
+    headline = next(f for f in first if f.startswith("test-accuracy-per-strategy"))
+    head = next(s for s in studies() if s.study_name.endswith("-head"))
+    assert headline in pngs(head)  # the headline figure goes to every study of the model
+    assert not [f for f in pngs(head) if f.startswith(("validation-accuracy", "learning-curves"))]  # one candidate
+    publish(studies(), artifacts)  # nothing changed: nothing uploaded
+    assert pngs(block) == first
+    # Another seed of Baseline I changes the headline figure: a new file next to the old one.
+    final = head.user_attrs[FINAL]
+    head.set_user_attr(FINAL, add_final_run(final, 3, 0.64, 0.9, 1.0, "val"))
+    publish(studies(), artifacts)
+    added = sorted(set(pngs(block)) - set(first))
+    assert len(added) == 1 and added[0].startswith("test-accuracy-per-strategy-") and headline in pngs(block)
