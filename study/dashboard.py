@@ -95,7 +95,7 @@ def study_note(record: StudyRecord, others: list[StudyRecord] | tuple = (), figu
         lines += ["", f"**Final stage:** {final_text(record, prefix='')} Per seed: {runs}. It was retrained on the 70% pool "
                       f"({record.split_size('pool') or '?'} images) and tested on the held-out 30% "
                       f"({record.split_size('test') or '?'} images)."]
-        versus = baselines_text(record, others)
+        versus = baselines_text(record, others, lead="On")
         if versus:
             lines += ["", f"**Against the baselines:** {versus}"]
         lines += ["", f"The saved model of `{candidate_label(final_candidate(final))}` is the artifact "

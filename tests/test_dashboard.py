@@ -52,7 +52,7 @@ def test_every_study_has_a_note_in_words_and_numbers(protocol_storage):
     block = optuna_dashboard.get_note(_study(url, "block"))
     assert "3 candidate(s), one block of weighted layers" in block
     assert "statistically tied with it" in block or "significantly worse" in block  # the decision, in words
-    assert "**Against the baselines:** Against the baselines on the same 2 seeds (two-sided paired t-test" in block
+    assert "**Against the baselines:** On the same 2 seeds (two-sided paired t-test" in block
     top3 = optuna_dashboard.get_note(_study(url, "top3"))
     assert "(K = 3)" in top3 and "there is nothing to compare it with" in top3
     assert "Not drawn: validation accuracy per candidate: the study has one candidate (top-3)" in top3

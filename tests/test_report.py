@@ -493,7 +493,8 @@ def test_dashboard_pngs_are_named_by_content_and_uploaded_once(made, tmp_path, c
     block = next(s for s in studies() if s.study_name.endswith("-block"))
     note = optuna_dashboard.get_note(block)
     assert "**Decision:** block-03 wins: validation accuracy 0.673" in note
-    assert "**Against the baselines:** Against the baselines on the same 3 seeds" in note
+    assert ("**Against the baselines:** On the same 3 seeds (two-sided paired t-test over seeds, alpha 0.05): "
+            "significantly better than Baseline I") in note
     if not _browser():
         assert pngs(block) == [] and "PNG and SVG need" in capsys.readouterr().err
         return

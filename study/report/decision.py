@@ -267,7 +267,7 @@ def final_text(record: StudyRecord, prefix: str = "Final stage: ") -> str:
             f"test accuracy {fmt(summary['mean'])}{spread}.")
 
 
-def baselines_text(record: StudyRecord, others: Sequence[StudyRecord]) -> str:
+def baselines_text(record: StudyRecord, others: Sequence[StudyRecord], lead: str = "Against the baselines on") -> str:
     """The final stage against the baselines in one sentence ('' without baselines to compare)."""
     comparisons = baseline_comparisons(record, others, record.alpha)
     if not comparisons:
@@ -288,7 +288,7 @@ def baselines_text(record: StudyRecord, others: Sequence[StudyRecord]) -> str:
         parts.append(f"{verdict} {c.baseline} (difference {c.difference:+.3f}{p})")
     same = len({c.seeds for c in comparisons}) == 1
     on = f"the same {seeds} seeds" if same else "the seeds both ran"
-    return (f"Against the baselines on {on} (two-sided paired t-test over seeds, alpha {record.alpha:g}): "
+    return (f"{lead} {on} (two-sided paired t-test over seeds, alpha {record.alpha:g}): "
             + "; ".join(parts) + ".")
 
 
