@@ -92,9 +92,9 @@ def study_note(record: StudyRecord, others: list[StudyRecord] | tuple = (), figu
     final = record.final
     if final:
         runs = ", ".join(f"seed {s}: {fmt(v)}" for s, v in sorted(seed_values(final).items()))
-        lines += ["", f"**Final stage:** {final_text(record, prefix='')} Per seed: {runs}. It was retrained on the 70% pool "
-                      f"({record.split_size('pool') or '?'} images) and tested on the held-out 30% "
-                      f"({record.split_size('test') or '?'} images)."]
+        lines += ["", f"**Final stage:** {final_text(record, prefix='')} Per seed: {runs}. Pool "
+                      f"{record.split_size('pool') or '?'} images, held-out test split {record.split_size('test') or '?'} "
+                      "images."]
         versus = baselines_text(record, others, lead="On")
         if versus:
             lines += ["", f"**Against the baselines:** {versus}"]
