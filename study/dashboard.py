@@ -1,7 +1,14 @@
 """What optuna-dashboard shows for a study: a note in words and numbers, the report's figures as
 interactive plots, and PNG copies of them as artifacts (next to the saved final models).
 
-Everything is idempotent: notes and plots are overwritten in place, a PNG is uploaded once.
+Notes and plots are overwritten in place. A PNG is named by its figure and a digest of the figure's
+content (`learning-curves-3fa2b1c0.png`) and uploaded once: a figure that changes gets a new file
+next to the old one, never a stale file under a current name.
+
+- A study's own figures get their PNG once its search is complete.
+- The per-strategy headline figure (final test accuracy per strategy) is a plot on every study of
+  the model as soon as two have a final stage; its PNG is uploaded when every study of that model
+  published together has its final stage (the protocol's finals are all in), to each of them.
 
 Example:
     publish([optuna.load_study(study_name="synthetic-vgg16-block", storage=url)], "storage/artifacts")
@@ -9,22 +16,48 @@ Example:
 
 from __future__ import annotations
 
-import math
 import sys
 import tempfile
 from pathlib import Path
 
 import optuna
 import optuna_dashboard
+import plotly.graph_objects as go
 
-from study.records import CLASSES, LAYER_PARAMS, LAYERS, SPLITS, TRAINABLE_PARAMS, final_candidate, score
-from study.report.figures import candidates_figure, final_figure, learning_curves_figure, parameters_figure
+from study.records import CLASSES, LAYERS, TRAINABLE_PARAMS, final_candidate
+from study.report.decision import (
+    baselines_text,
+    candidate_label,
+    candidate_layers,
+    final_text,
+    fmt,
+    layers_text,
+    search_text,
+    seed_values,
+)
+from study.report.plots import (
+    Section,
+    figure_digest,
+    groups,
+    model_sections,
+    parameters_figure,
+    set_height,
+    study_sections,
+    write_images,
+)
 from study.report.studies import StudyRecord, record_of
 from study.strategies import STRATEGIES
 
+HEADLINE = "test-accuracy-per-strategy"
+PANEL_HEIGHT = 450  # optuna-dashboard draws a plot in a 450 px high, half-width panel
+PANEL_LAYER_NAMES = 24  # layer names a panel's parameters axis has room for
 
-def study_note(record: StudyRecord) -> str:
-    """The study's note (markdown): what was searched, the winner, its test accuracy.
+
+def study_note(record: StudyRecord, others: list[StudyRecord] | tuple = (), figures: list[Section] | None = None) -> str:
+    """The study's note (markdown): what was searched, the decision in words, the final stage.
+
+    `others` (the other studies of the storage) adds the comparison with Baseline I and II on the
+    same seeds; `figures` (`dashboard_sections`) lists the figures and why some are not drawn.
 
     Example:
         >>> print(study_note(record_of(study)).splitlines()[0])  # doctest: +SKIP
@@ -33,99 +66,120 @@ def study_note(record: StudyRecord) -> str:
     c = record.config
     finished = record.finished()
     pruned = sum(1 for t in finished.values() if t.state.name == "PRUNED")
-    counts = record.attrs.get(SPLITS, {}).get("counts", {})
-    size = {split: sum(per_class.values()) for split, per_class in counts.items()}
     select = "search-val" if c.select_on == "val" else "test"
+    repeats = record.repeats
     lines = [
         f"## {record.name}: {record.label} on {record.model} / {record.dataset}",
         "",
         f"**Searched:** {len(record.candidates)} candidate(s), {STRATEGIES[c.strategy].description}"
         + (f" (K = {c.top_k})" if c.strategy == "topk" else "")
-        + f". Each was fine-tuned with the classifier head on the search-train split ({size.get('search_train', '?')} "
-        f"images, {len(record.attrs.get(CLASSES, []))} classes) for {c.epochs} epochs (Adam {c.learning_rate:g}, "
-        f"batch {c.batch_size}), everything else frozen, and scored on the {select} split "
-        f"({size.get('search_val' if c.select_on == 'val' else 'test', '?')} images). "
+        + f". Each was fine-tuned with the classifier head on the search-train split "
+        f"({record.split_size('search_train') or '?'} images, {len(record.attrs.get(CLASSES, []))} classes) for "
+        f"{c.epochs} epochs (Adam {c.learning_rate:g}, batch {c.batch_size}), everything else frozen, "
+        + (f"{repeats} times on paired draws, " if repeats > 1 else "")
+        + f"and scored on the {select} split ({record.selection_images or '?'} images). "
         f"{len(finished)} finished ({pruned} pruned).",
+        "",
+        f"**Decision:** {search_text(record)}",
     ]
-    best = record.best_candidate()
-    if best is not None:
-        trial = finished[best]
-        lines += ["", f"**Winner:** `{best}` ({len(trial.user_attrs.get(LAYERS, []))} layer(s), "
-                      f"{trial.user_attrs.get(TRAINABLE_PARAMS, 0):,} trainable parameters with the head), "
-                      f"validation accuracy **{score(trial):.4f}** (trial {trial.number})."]
+    winner = record.winner()
+    if winner is not None:
+        trial = finished[winner]
+        layers = layers_text(trial.user_attrs.get(LAYERS) or candidate_layers(record, winner))
+        params = trial.user_attrs.get(TRAINABLE_PARAMS)
+        size = "" if params is None else f"; {params:,} trainable parameters with the head"
+        lines += ["", f"**Winner:** `{candidate_label(winner)}` ({layers}{size}), trial {trial.number}."]
     final = record.final
     if final:
-        runs = ", ".join(f"seed {s}: {final['runs'][str(s)]['test_accuracy']:.4f}" for s in final["seeds"])
-        lines += ["", f"**Final stage:** `{final_candidate(final)}` retrained on the 70% pool ({size.get('pool', '?')} "
-                      f"images) and tested on the held-out 30% ({size.get('test', '?')} images): test accuracy "
-                      f"**{final['mean']:.4f} ± {math.sqrt(final['variance']):.4f}** (mean ± std over "
-                      f"{len(final['test_accuracy'])} seed(s), variance {final['variance']:.6f}); {runs}.",
-                  "", f"The saved model is the artifact `{final.get('artifact_id', '-')}` (first seed); the "
-                      "figures are in the plots below and as PNG artifacts."]
+        runs = ", ".join(f"seed {s}: {fmt(v)}" for s, v in sorted(seed_values(final).items()))
+        lines += ["", f"**Final stage:** {final_text(record, prefix='')} Per seed: {runs}. Pool "
+                      f"{record.split_size('pool') or '?'} images, held-out test split {record.split_size('test') or '?'} "
+                      "images."]
+        versus = baselines_text(record, others, lead="On")
+        if versus:
+            lines += ["", f"**Against the baselines:** {versus}"]
+        lines += ["", f"The saved model of `{candidate_label(final_candidate(final))}` is the artifact "
+                      f"`{final.get('artifact_id', '-')}` (first seed)."]
     else:
         lines += ["", "**Final stage:** not run yet."]
+    if figures:
+        drawn = [s.title.split(": ", 1)[-1] for s in figures if s.figure is not None]
+        skipped = [f"{s.title.split(': ', 1)[-1]}: {s.why_not}" for s in figures if s.figure is None]
+        text = (f"**Figures:** {', '.join(drawn)}: interactive plots, and PNG copies in the artifacts once final."
+                if drawn else "**Figures:** none yet.")
+        if skipped:
+            text += " Not drawn: " + "; ".join(skipped) + "."
+        lines += ["", text]
     return "\n".join(lines)
 
 
 def study_figures(record: StudyRecord) -> dict[str, object]:
-    """The report's figures of one study, by a stable id (the dashboard overwrites by id)."""
-    figs = {}
-    if record.attrs.get(LAYER_PARAMS):
-        figs["parameters-per-layer"] = parameters_figure(record)
+    """The report's figures of one study that are drawn, by a stable id (the dashboard overwrites by id)."""
+    return {s.id: s.figure for s in dashboard_sections(record) if s.figure is not None}
+
+
+def dashboard_sections(record: StudyRecord, group: list[StudyRecord] | None = None) -> list[Section]:
+    """One study's figures on the dashboard (or why not drawn): parameters per layer, per candidate,
+    learning curves, and with its model's `group` the per-strategy headline figure."""
+    sections = [s for s in model_sections([record]) if s.id == "parameters-per-layer"]
     if record.finished():
-        if len(record.candidates) > 1:
-            figs["validation-accuracy-per-candidate"] = candidates_figure(record)
-        figs["learning-curves"] = learning_curves_figure(record)
-    return figs
+        sections += study_sections(record)
+    if group and len(group) > 1:  # published alone (e.g. after one final seed): the headline is left as it is
+        sections += [s for s in model_sections(group) if s.id == HEADLINE]
+    return sections
 
 
 def publish(studies: list[optuna.Study], artifact_dir: str) -> None:
     """Write each study's note and plots; upload PNG copies of the plots that are not there yet.
 
-    PNGs need kaleido and a Chrome or Chromium; without them the interactive plots are still saved.
+    PNGs need kaleido and a Chrome or Chromium; without them the interactive plots are still saved
+    and one line says so.
 
     Example:
         >>> publish([study], "storage/artifacts")  # doctest: +SKIP
     """
-    pending: list[tuple[optuna.Study, str, object]] = []
-    records: list[StudyRecord] = []
-    for study in studies:
-        record = record_of(study)
-        optuna_dashboard.save_note(study, study_note(record))
-        present = {meta.filename for meta in optuna.artifacts.get_all_artifact_meta(study)}
-        complete = {c["name"] for c in record.candidates} <= set(record.finished())
-        for figure_id, fig in study_figures(record).items():
-            optuna_dashboard.save_plotly_graph_object(study, fig, graph_object_id=figure_id)
-            # A PNG is uploaded once, so only when the search is over and the figure is final.
-            if complete and f"{figure_id}.png" not in present:
-                pending.append((study, figure_id, fig))
-        records.append(record)
-    # The comparison across strategies belongs to every study of the model; it changes as more
-    # finals land, so it is an overwritten plot only, never a PNG that would go stale.
-    finals = [r for r in records if r.final]
-    if len(finals) > 1:
-        comparison = final_figure(finals)
-        for study in studies:
-            optuna_dashboard.save_plotly_graph_object(study, comparison, graph_object_id="test-accuracy-per-strategy")
+    records = [record_of(study) for study in studies]
+    by_name = dict(zip((r.name for r in records), studies))
+    pending: dict[str, tuple[object, list[optuna.Study]]] = {}  # PNG file name -> figure, studies to get it
+    for group in groups(records).values():
+        # The headline's PNG once every study of the model published here has its final stage.
+        finals_in = all(r.final for r in group)
+        for record in group:
+            study = by_name[record.name]
+            sections = dashboard_sections(record, group)
+            optuna_dashboard.save_note(study, study_note(record, group, sections))
+            present = {meta.filename for meta in optuna.artifacts.get_all_artifact_meta(study)}
+            complete = {c["name"] for c in record.candidates} <= set(record.finished())
+            for section in sections:
+                if section.figure is None:
+                    continue
+                optuna_dashboard.save_plotly_graph_object(study, _fit_panel(section, record), graph_object_id=section.id)
+                final_ready = finals_in if section.id == HEADLINE else complete
+                filename = f"{section.id}-{figure_digest(section.figure)}.png"
+                if final_ready and filename not in present:
+                    pending.setdefault(filename, (section.figure, []))[1].append(study)
     if pending:
         _upload_pngs(pending, artifact_dir)
 
 
-def _upload_pngs(pending: list, artifact_dir: str) -> None:
-    import plotly.io
+def _fit_panel(section: Section, record: StudyRecord):
+    """The figure as the dashboard draws it: a half-width panel 450 px high (fewer layer names)."""
+    if section.id == "parameters-per-layer":
+        fitted = parameters_figure(record, most=PANEL_LAYER_NAMES)
+    else:
+        fitted = go.Figure(section.figure)
+    return set_height(fitted, PANEL_HEIGHT)
 
+
+def _upload_pngs(pending: dict[str, tuple[object, list[optuna.Study]]], artifact_dir: str) -> None:
     Path(artifact_dir).mkdir(parents=True, exist_ok=True)
     store = optuna.artifacts.FileSystemArtifactStore(artifact_dir)
     with tempfile.TemporaryDirectory() as folder:
-        paths = [Path(folder) / f"{i}" / f"{figure_id}.png" for i, (_, figure_id, _) in enumerate(pending)]
-        for path in paths:
-            path.parent.mkdir()
-        try:  # one browser for every figure: far faster than one write_image each
-            plotly.io.write_images([fig for _, _, fig in pending], paths, width=1200, height=560, scale=2)
-        except Exception as error:  # kaleido missing, or no Chrome/Chromium on this machine
-            print(f"note: figures saved as dashboard plots only; PNG export needs kaleido and Chrome "
-                  f"({str(error).strip().splitlines()[0][:120] if str(error).strip() else type(error).__name__})",
-                  file=sys.stderr)
+        paths = [Path(folder) / filename for filename in pending]
+        note = write_images([fig for fig, _ in pending.values()], paths)
+        if note is not None:
+            print(f"note: figures saved as dashboard plots only; {note}", file=sys.stderr)
             return
-        for (study, _, _), path in zip(pending, paths):
-            optuna.artifacts.upload_artifact(artifact_store=store, file_path=str(path), study_or_trial=study)
+        for path, (_, studies) in zip(paths, pending.values()):
+            for study in studies:
+                optuna.artifacts.upload_artifact(artifact_store=store, file_path=str(path), study_or_trial=study)

@@ -5,7 +5,6 @@ to look at. Tests that need Chromium take the `browser` fixture (tests/browser.p
 skip, and with CI=true (.ci/run installs it) they fail.
 """
 
-import math
 import re
 import shutil
 import socket
@@ -15,11 +14,14 @@ import time
 import urllib.request
 from pathlib import Path
 
+import numpy as np
 import optuna
 import optuna_dashboard
 import pytest
 from browser import require_browser
 
+from study.dashboard import study_figures
+from study.report import candidate_label, record_of
 from study.report import main as report_main
 
 OUTPUT = Path(__file__).resolve().parent / "output"
@@ -39,27 +41,42 @@ def test_every_study_has_a_note_in_words_and_numbers(protocol_storage):
         study = _study(url, name)
         note = optuna_dashboard.get_note(study)
         final = study.user_attrs["final"]
+        label = candidate_label(study.best_trial.params["candidate"])  # one label style: block-03, top-3, head
         assert note.startswith(f"## synthetic-tiny-{name}: ")
-        assert f"**Winner:** `{study.best_trial.params['candidate']}`" in note
-        assert f"validation accuracy **{study.best_value:.4f}**" in note
-        assert f"**{final['mean']:.4f} ± {math.sqrt(final['variance']):.4f}**" in note
-        assert f"variance {final['variance']:.6f}" in note and final["artifact_id"] in note
-    assert "3 candidate(s), one block of weighted layers" in optuna_dashboard.get_note(_study(url, "block"))
-    assert "(K = 3)" in optuna_dashboard.get_note(_study(url, "top3"))
+        assert f"**Winner:** `{label}`" in note
+        assert f"**Decision:** {label}" in note and f"validation accuracy {study.best_value:.3f} ± " in note
+        std = float(np.std(final["test_accuracy"], ddof=1))
+        assert f"test accuracy {final['mean']:.3f} ± {std:.3f} (mean ± std over 2 seeds)" in note
+        runs = final["runs"]
+        assert f"Per seed: seed 0: {runs['0']['test_accuracy']:.3f}, seed 1: {runs['1']['test_accuracy']:.3f}." in note
+        assert final["artifact_id"] in note
+    block = optuna_dashboard.get_note(_study(url, "block"))
+    assert "3 candidate(s), one block of weighted layers" in block
+    assert "statistically tied with it" in block or "significantly worse" in block  # the decision, in words
+    assert "**Against the baselines:** On the same 2 seeds (two-sided paired t-test" in block
+    top3 = optuna_dashboard.get_note(_study(url, "top3"))
+    assert "(K = 3)" in top3 and "there is nothing to compare it with" in top3
+    assert "Not drawn: validation accuracy per candidate: the study has one candidate (top-3)" in top3
 
 
 def test_figures_are_png_artifacts(protocol_storage, browser):
     # kaleido renders the PNGs with a Chrome/Chromium; without one only the plots below are saved.
     block = _study(protocol_storage["url"], "block")
     files = {a.filename: a for a in optuna.artifacts.get_all_artifact_meta(block)}
-    assert {"parameters-per-layer.png", "validation-accuracy-per-candidate.png", "learning-curves.png"} <= set(files)
-    assert files["parameters-per-layer.png"].mimetype == "image/png"
+    # A PNG per figure, named by the figure and a digest of its content; the headline figure too,
+    # since every study of the protocol has its final stage.
+    pngs = {re.sub(r"-[0-9a-f]{8}\.png$", "", f): f for f in files if f.endswith(".png")}
+    drawn = set(study_figures(record_of(block)))  # a figure of one point or identical curves is not drawn
+    assert set(pngs) == drawn | {"test-accuracy-per-strategy"}
+    assert files[pngs["parameters-per-layer"]].mimetype == "image/png"
 
 
 def test_models_and_plots_are_study_artifacts(protocol_storage):
     url = protocol_storage["url"]
     block = _study(url, "block")
     files = {a.filename: a for a in optuna.artifacts.get_all_artifact_meta(block)}
+    drawn = set(study_figures(record_of(block)))  # a figure of one point or identical curves is not drawn
+    assert {"parameters-per-layer", "validation-accuracy-per-candidate"} <= drawn
     model = [a for a in files.values() if a.artifact_id == block.user_attrs["final"]["artifact_id"]]
     assert model and model[0].filename.endswith(".keras")
     for artifact in files.values():
@@ -67,8 +84,10 @@ def test_models_and_plots_are_study_artifacts(protocol_storage):
     # The interactive versions, and the comparison across strategies, are dashboard plots.
     system_attrs = block._storage.get_study_system_attrs(block._study_id)  # where the dashboard keeps them
     plots = {k.split(":")[2] for k in system_attrs if k.startswith("dashboard:plot_data:")}
-    assert {"parameters-per-layer", "validation-accuracy-per-candidate", "learning-curves",
-            "test-accuracy-per-strategy"} <= plots
+    assert drawn | {"test-accuracy-per-strategy"} <= plots
+    # A one-candidate study has no one-point figure, neither as a plot nor as a PNG.
+    top3 = _study(url, "top3")
+    assert not [a for a in optuna.artifacts.get_all_artifact_meta(top3) if a.filename.startswith("validation-accuracy")]
 
 
 def _free_port() -> int:
@@ -129,13 +148,14 @@ def test_dashboard_shows_studies_note_and_artifacts(protocol_storage, browser, d
     block = _study(url, "block")
     final = block.user_attrs["final"]
     note = _browse(browser, f"{dashboard}/dashboard/studies/{block._study_id}/note", tmp_path, OUTPUT / "dashboard-note.png")
-    assert "Winner:" in note and f"{final['mean']:.4f} ± {math.sqrt(final['variance']):.4f}" in note
+    std = float(np.std(final["test_accuracy"], ddof=1))
+    assert "Winner:" in note and "Decision:" in note and f"{final['mean']:.3f} ± {std:.3f}" in note
 
     overview = _browse(browser, f"{dashboard}/dashboard/studies/{block._study_id}", tmp_path,
                        OUTPUT / "dashboard-study.png", height=2600)
     for artifact in optuna.artifacts.get_all_artifact_meta(block):
         assert artifact.filename in overview
-    assert "parameters-per-layer.png" in overview and ".keras" in overview
+    assert re.search(r"parameters-per-layer-[0-9a-f]{8}\.png", overview) and ".keras" in overview
 
 
 def test_report_screenshot(protocol_storage, browser, tmp_path):

@@ -8,6 +8,8 @@ import optuna
 from browser import ci_requires_everything, find_browser
 from nbclient import NotebookClient
 
+from study import report
+
 NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "analysis.ipynb"
 
 
@@ -30,7 +32,9 @@ def test_notebook_runs_against_the_protocol_storage(protocol_storage, monkeypatc
     for study in studies:
         assert f"{study.user_attrs['final']['mean']:.6f}" in text
     figures = [o for o in outputs if "application/vnd.plotly.v1+json" in o.get("data", {})]
-    assert len(figures) >= 2 + 6  # parameters, finals, and a curve or candidate figure per strategy
+    # Every figure the report draws: parameters, finals, the per-candidate figures of layer, block and window
+    # (a figure of one point or of identical curves is not drawn).
+    assert len(figures) == len(report.figures(report.load_records(protocol_storage["url"]))) >= 2 + 3
     # A rendered notebook (nbconvert, GitHub) shows the PNG copy; kaleido needs a browser for it.
     pngs = all(o["data"].get("image/png") for o in figures)
     if find_browser() or ci_requires_everything():

@@ -272,3 +272,9 @@ def test_race_ties_nearly_all_and_prunes_few_when_candidates_are_equal(repeats):
     assert raced["tied_size"] >= 0.65 * CANDIDATES
     assert raced["pruned"] <= 0.25 * CANDIDATES
     assert raced["repeats_saved"] <= 0.12
+
+
+def test_float32_noise_does_not_fake_a_difference():
+    # Keras reports accuracies in float32: two equal differences come out a few 1e-8 apart.
+    candidate = [np.float32(0.7), np.float32(0.8) + np.float32(3e-8)]
+    assert p_value_worse(candidate, [0.72, 0.82]) == 0.25  # the sign test of equal differences, not t

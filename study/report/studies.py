@@ -1,17 +1,54 @@
-"""The report's view of the storage: one record per study made by `python -m study.run`."""
+"""The report's view of the storage: one record per study made by `python -m study.run`.
+
+A `StudyRecord` reads everything the report, the dashboard and the decision sentence need from the
+stored attrs and trials, and falls back for studies that predate a record key:
+
+- a candidate's repeat values (`repeat_values`, else its one score),
+- its mean, standard error and 95% interval (`standard_error`/`interval_95`, else
+  `study.racing.summarize`: Student's t over the repeats, or the binomial interval of one repeat on
+  the selection split's images),
+- the candidates tied with the winner (`tied_with_winner`, else computed the same way over the
+  COMPLETE trials with `study.racing.tied_with_winner`),
+- learning curves (`epoch_values`, else the per-epoch intermediate values).
+
+No plotly here: the command line's summary imports it.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import functools
+import math
 
+import numpy as np
 import optuna
-from optuna.trial import FrozenTrial
+from optuna.trial import FrozenTrial, TrialState
 
 from study.config import StudyConfig
 from study.errors import StudyError
-from study.records import CANDIDATES, CONFIG, FINAL, best_candidate, finished_trials, made_by_tool, study_records
+from study.racing import summarize, tied_with_winner
+from study.records import (
+    CANDIDATES,
+    CONFIG,
+    EPOCH_VALUES,
+    FINAL,
+    INTERVAL_95,
+    PARAM,
+    REPEAT_VALUES,
+    SPLITS,
+    STANDARD_ERROR,
+    TIED_WITH_WINNER,
+    best_candidate,
+    finished_trials,
+    made_by_tool,
+    score,
+    study_records,
+)
 from study.storage import open_existing_storage
 from study.strategies import column_label, column_position, study_key
+
+# The level of the tied set's comparisons when the study does not record one (the race's default).
+ALPHA = 0.05
 
 
 @dataclasses.dataclass
@@ -50,10 +87,130 @@ class StudyRecord:
 
     def finished(self) -> dict[str, FrozenTrial]:
         """The finished (COMPLETE, else PRUNED) trial of each candidate, duplicates of TPE left out."""
+        return dict(self._finished)
+
+    @functools.cached_property
+    def _finished(self) -> dict[str, FrozenTrial]:
         return finished_trials(self.trials)
 
     def best_candidate(self) -> str | None:
         return best_candidate(self.trials)
+
+    # --- what the search measured --------------------------------------------------------------
+
+    @property
+    def selection_split(self) -> str:
+        """The split the search scored candidates on: `search_val`, or `test` (`--select-on test`)."""
+        return "search_val" if self.config.select_on == "val" else "test"
+
+    def split_size(self, split: str) -> int | None:
+        """Images in a split (all classes), from the stored split counts; None if not stored."""
+        per_class = self.attrs.get(SPLITS, {}).get("counts", {}).get(split)
+        return int(sum(per_class.values())) if per_class else None
+
+    @property
+    def selection_images(self) -> int | None:
+        """Images each candidate was scored on (per repeat)."""
+        return self.split_size(self.selection_split)
+
+    @property
+    def alpha(self) -> float:
+        """The level of the race and the tied set (`--race-alpha`; studies made before it: 0.05)."""
+        return self.config.race_alpha
+
+    def repeat_values(self, name: str) -> list[float]:
+        """A candidate's validation accuracy per repeat (repeat order); one value for older studies."""
+        trial = self.finished().get(name)
+        if trial is None:
+            return []
+        stored = trial.user_attrs.get(REPEAT_VALUES)
+        if stored:
+            return [float(value) for value in stored]
+        value = score(trial)
+        return [] if value is None else [value]
+
+    @property
+    def repeats(self) -> int:
+        """Repeats per candidate (`--search-repeats`; older studies: the most any finished candidate has)."""
+        seen = max((len(self.repeat_values(name)) for name in self.finished()), default=1)
+        return max(seen, self.config.search_repeats) if "search_repeats" in self.attrs.get(CONFIG, {}) else seen
+
+    def summary(self, name: str) -> dict | None:
+        """Mean, standard error, 95% interval and repeats of a candidate's selection accuracy.
+
+        The stored `standard_error` and `interval_95` when the trial has them; else Student's t
+        over its repeats, or for one repeat the binomial interval on the selection split's images
+        (no interval when the split size is not stored either).
+
+        Example:
+            >>> summary = record.summary("block-03:conv5")  # doctest: +SKIP
+            >>> summary["mean"], summary[STANDARD_ERROR], summary[INTERVAL_95], summary["repeats"]  # doctest: +SKIP
+            (0.683, 0.012, [0.631, 0.735], 3)
+        """
+        trial = self.finished().get(name)
+        values = self.repeat_values(name)
+        if trial is None or not values:
+            return None
+        mean = float(np.mean(values))
+        stored_error, stored_interval = trial.user_attrs.get(STANDARD_ERROR), trial.user_attrs.get(INTERVAL_95)
+        if stored_error is not None and stored_interval:
+            error, interval = float(stored_error), [float(v) for v in stored_interval]
+        elif len(values) > 1:
+            computed = summarize(values)
+            error, interval = computed[STANDARD_ERROR], computed[INTERVAL_95]
+        elif self.selection_images and 0 <= mean <= 1:
+            computed = summarize(values, n_images=self.selection_images)
+            error, interval = computed[STANDARD_ERROR], computed[INTERVAL_95]
+        else:
+            error, interval = None, None
+        return {"mean": mean, STANDARD_ERROR: error, INTERVAL_95: interval, "repeats": len(values)}
+
+    def tied(self) -> list[str]:
+        """The winner, then the candidates not significantly worse than it ([] before any is complete).
+
+        The stored `tied_with_winner` when the search wrote it. Otherwise it is computed as the race
+        does (`study.racing.tied_with_winner` at `alpha`) over the COMPLETE trials: a trial stopped
+        by a per-epoch pruner was scored at an earlier epoch, so it is not compared.
+        """
+        stored = self.attrs.get(TIED_WITH_WINNER)
+        if stored:
+            return [str(name) for name in stored]
+        complete = sorted((t for t in self.finished().values() if t.state == TrialState.COMPLETE),
+                          key=lambda t: t.number)
+        results = {}
+        for trial in complete:
+            name = trial.params[PARAM]
+            values = self.repeat_values(name)
+            if values and all(math.isfinite(v) for v in values):
+                results[name] = [round(v, 6) for v in values]  # float32 noise would fake significance
+        if not results:
+            return []
+        if min(map(len, results.values())) == 1 and not self.selection_images:
+            return [self.best_candidate() or next(iter(results))]  # no split size: nothing to test with
+        return tied_with_winner(results, self.selection_images, self.alpha)
+
+    def winner(self) -> str | None:
+        """The search's winner: the first of the tied set (the best COMPLETE candidate)."""
+        tied = self.tied()
+        return tied[0] if tied else self.best_candidate()
+
+    def curves(self, name: str) -> list[list[float]]:
+        """Validation accuracy after every epoch, one list per repeat (the learning curves).
+
+        `epoch_values` when stored; else the trial's intermediate values when they are epochs
+        (older studies, and one repeat with a per-epoch pruner); [] when they are the race's
+        repeat values and no epochs were stored.
+        """
+        trial = self.finished().get(name)
+        if trial is None:
+            return []
+        stored = trial.user_attrs.get(EPOCH_VALUES)
+        if stored:
+            return [[float(v) for v in curve] for curve in stored if curve]
+        if len(trial.user_attrs.get(REPEAT_VALUES) or []) > 1:
+            return []  # the intermediate values are repeats, not epochs
+        steps = sorted(trial.intermediate_values)
+        return [[float(trial.intermediate_values[s]) for s in steps]] if steps else []
 
 
 def record_of(study: optuna.Study) -> StudyRecord:
