@@ -20,6 +20,7 @@ import optuna
 from study.candidates import check_strategies
 from study.config import StudyConfig
 from study.dashboard import publish
+from study.export import final_model_path
 from study.final import run_final
 from study.progress import duration, next_steps, say, study_summary
 from study.protocol import protocol_configs
@@ -54,9 +55,8 @@ class StudyResult:
 
     @property
     def model_path(self) -> Path | None:
-        """The saved final model in the artifact store (a .keras file stored under its artifact id)."""
-        artifact = (self.final or {}).get("artifact_id")
-        return Path(self.config.artifact_dir) / artifact if artifact else None
+        """The saved final model, `storage/models/<study>.keras` (also in the artifact store)."""
+        return final_model_path(self.config) if (self.final or {}).get("artifact_id") else None
 
 
 def search(config: StudyConfig) -> SearchOutcome:
@@ -124,7 +124,7 @@ def print_summary(config: StudyConfig, results: list[StudyResult], seconds: floa
     else:
         for r in results:
             for line in study_summary(r.config.name, r.study, r.final, len(r.outcome.left),
-                                      len(r.outcome.candidates), config.artifact_dir):
+                                      len(r.outcome.candidates), str(r.model_path)):
                 say(line)
     for line in next_steps(config.storage, config.artifact_dir):
         say(line)

@@ -309,7 +309,7 @@ class FinalProgress:
 
 
 def study_summary(name: str, study: optuna.Study, final: dict | None, left: int, total: int,
-                  artifact_dir: str) -> list[str]:
+                  model_path: str) -> list[str]:
     """Lines about one study: the winner with its uncertainty, the test accuracy, the saved model."""
     if left:
         best = best_so_far(study)
@@ -334,18 +334,15 @@ def study_summary(name: str, study: optuna.Study, final: dict | None, left: int,
     lines.append(f"  winner: {winner} (#{chosen.number}), validation accuracy {score(chosen):.4f}{uncertainty}")
     tied = [n for n in study.user_attrs.get(TIED_WITH_WINNER) or [] if n != winner]
     if tied:
-        lines.append(f"  not significantly worse: {', '.join(tied)}")
+        lines.append(f"  statistically tied with it (not significantly worse, paired t-test): {', '.join(tied)}")
     if not final:
         return lines + ["  retrained: not yet (--skip-final); run without it to retrain and test the winner"]
     runs = final.get("test_accuracy", [])
     spread = f" ± {math.sqrt(final['variance']):.4f} (mean ± std over {len(runs)} seeds)" if len(runs) > 1 else ""
     lines.append(f"  test accuracy {final['mean']:.4f}{spread}: the winner retrained on the pool, tested on the test split")
-    artifact = final.get("artifact_id")
-    if artifact:
-        files = {a.artifact_id: a.filename for a in optuna.artifacts.get_all_artifact_meta(study)}
-        filename = files.get(artifact, "model.keras")
-        path = f"{artifact_dir.rstrip('/')}/{artifact}"
-        lines.append(f"  saved model: {path} ({filename}; copy it to a .keras name for keras.models.load_model)")
+    if final.get("artifact_id"):
+        lines.append(f"  saved model: {model_path} (raw RGB pixels in, class probabilities out: "
+                     "keras.models.load_model(path).predict(images); class names in the .json beside it)")
     return lines
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import keras
 import numpy as np
+import optuna
 import pytest
 
 from study import models
@@ -22,6 +23,8 @@ from study.candidates import Candidate, make_candidates, weighted_layers
 from study.config import StudyConfig
 from study.errors import StudyError
 from study.export import save_standalone, saved_metadata, standalone_model
+from study.records import CANDIDATES, FINAL, study_records
+from study.run import main
 from study.training import build_model, fine_tune
 
 SIZE = 32
@@ -366,3 +369,34 @@ def test_standalone_model_loads_alone_and_predicts_from_raw_pixels(saved, tmp_pa
     for shape, probabilities in expected.items():
         np.testing.assert_allclose(found["probabilities"][shape], probabilities, rtol=1e-4, atol=1e-5)
         assert np.allclose(np.sum(found["probabilities"][shape + "_big"], axis=1), 1, atol=1e-5)  # any size
+
+
+def _cli(model: str, tmp_path) -> list[str]:
+    return ["--model", model, "--dataset", "synthetic", "--synthetic-size", "60", "--synthetic-classes", "3",
+            "--image-size", str(SIZE), "--epochs", "2", "--search-repeats", "1", "--strategy", "block",
+            "--sampler", "grid", "--storage", f"sqlite:///{tmp_path}/s.db", "--artifact-dir", str(tmp_path / "artifacts")]
+
+
+@pytest.mark.parametrize("shape", list(SHAPES))
+def test_every_shape_runs_a_grid_study_and_its_final_stage_through_the_cli(saved, shape, tmp_path):
+    assert main(_cli(saved[shape], tmp_path)) == 0
+    study = optuna.load_study(study_name=f"synthetic-{shape}-block", storage=f"sqlite:///{tmp_path}/s.db")
+    candidates = study_records(study)[CANDIDATES]
+    finished = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert len(finished) == len(candidates) >= 1
+    assert [layer for c in candidates for layer in c["layers"]] == EXPECTED[shape][0]  # every weighted layer
+    assert FINAL in study.user_attrs
+    assert (tmp_path / "models" / f"synthetic-{shape}-block.keras").is_file()
+
+
+@pytest.mark.parametrize("case", [*INVALID, "text file named .keras"])
+def test_every_invalid_model_exits_2_with_one_line_and_no_storage(tmp_path, case, capsys):
+    path = tmp_path / "model.keras"
+    if case in INVALID:
+        INVALID[case][0]().save(path)
+    else:
+        path.write_text("not a model")
+    assert main(_cli(str(path), tmp_path)) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and "Traceback" not in err[0]
+    assert not (tmp_path / "s.db").exists() and not (tmp_path / "artifacts").exists()

@@ -79,11 +79,12 @@ def test_the_summary_names_winner_score_model_and_next_commands(tiny_run):
     summary = out[out.index("\ndone in "):]
     assert f"  winner: {final[PARAM]} (#{final['trial']}), validation accuracy " in summary
     assert f"  test accuracy {final['mean']:.4f} ± " in summary and "(mean ± std over 2 seeds)" in summary
-    assert f"  saved model: {artifacts}/{final['artifact_id']} (final-" in summary
+    model = Path(artifacts).resolve().parent / "models" / "synthetic-vgg16-block.keras"
+    assert f"  saved model: {model} (raw RGB pixels in, class probabilities out" in summary and model.is_file()
     assert (f"\nnext:\n  optuna-dashboard {url} --artifact-dir {artifacts}\n"
             f"  python -m study.report --storage {url} --output storage/reports/report.html\nRESULT ") in summary
     # The API returned the same study's answer.
-    assert f"RESULT {final[PARAM]} {final['mean']} {artifacts}/{final['artifact_id']}" in out
+    assert f"RESULT {final[PARAM]} {final['mean']} {model}" in out
 
 
 def test_tensorflow_start_up_and_retracing_are_quiet(tiny_run):
@@ -155,17 +156,17 @@ def test_a_terminal_gets_a_live_line_rewritten_in_place(monkeypatch):
 
 def test_summary_shows_uncertainty_and_ties_when_recorded_and_does_without():
     plain = _fake_study([("a", 0.5, {}), ("b", 0.75, {})])
-    lines = progress.study_summary("s", plain, None, left=0, total=2, artifact_dir="art")
+    lines = progress.study_summary("s", plain, None, left=0, total=2, model_path="models/s.keras")
     assert lines[1] == "  winner: b (#1), validation accuracy 0.7500"
     assert "--skip-final" in lines[-1]
     raced = _fake_study([("a", 0.5, {}), ("b", 0.75, {STANDARD_ERROR: 0.0412, INTERVAL_95: [0.6692, 0.8308]})])
     raced.set_user_attr(TIED_WITH_WINNER, ["b", "a"])
     final = {PARAM: "b", "trial": 1, "runs": {}, "test_accuracy": [0.7, 0.8], "mean": 0.75, "variance": 0.0025}
-    lines = progress.study_summary("s", raced, final, left=0, total=2, artifact_dir="art")
+    lines = progress.study_summary("s", raced, final, left=0, total=2, model_path="models/s.keras")
     assert lines[1] == "  winner: b (#1), validation accuracy 0.7500 ± 0.0412 (standard error), 95% interval 0.6692-0.8308"
-    assert lines[2] == "  not significantly worse: a"
+    assert lines[2] == "  statistically tied with it (not significantly worse, paired t-test): a"
     assert lines[3].startswith("  test accuracy 0.7500 ± 0.0500 (mean ± std over 2 seeds)")
-    unfinished = progress.study_summary("s", plain, None, left=3, total=5, artifact_dir="art")
+    unfinished = progress.study_summary("s", plain, None, left=3, total=5, model_path="models/s.keras")
     assert unfinished == ["s: search unfinished, 3 of 5 candidates left (best 0.7500 (#1)); run the same command to continue"]
 
 
