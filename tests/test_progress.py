@@ -64,7 +64,8 @@ def test_progress_off_a_terminal_is_one_line_per_event(tiny_run):
         started = [line for line in lines if line.startswith(f"trial {k}/5 started (#{k - 1}) block-0{6 - k}:")]
         ended = [line for line in lines if line.startswith(f"trial {k}/5 complete (#{k - 1}) block-0{6 - k}:")]
         assert len(started) == len(ended) == 1, out
-        assert re.search(r": val_accuracy \d\.\d{4}, [\d.]+ s; best \d\.\d{4} \(#\d\); elapsed", ended[0])
+        assert re.search(r": val_accuracy \d\.\d{4}( ± \d\.\d{4}, 95% interval \d\.\d{4}-\d\.\d{4})?, [\d.]+ s; "
+                         r"best \d\.\d{4} \(#\d\); elapsed", ended[0])
     assert "; study ETA " in next(line for line in lines if line.startswith("trial 2/5 started"))
     assert ", ETA " in next(line for line in lines if line.startswith("trial 4/5 complete"))
     assert re.search(r"^  seed 1/2 \(seed 0\): test accuracy \d\.\d{4}, [\d.]+ s; ETA ", out, re.M)

@@ -229,7 +229,7 @@ def _study(storage, strategy, values, finals, *, repeats=True, tied=None, pruned
         study.set_user_attr(TIED_WITH_WINNER, tied)
     if finals:
         best = study.best_trial
-        final = new_final(best.params[PARAM], best.user_attrs[LAYERS], best.number)
+        final = new_final(best.params[PARAM], best.number)
         for seed, accuracy in enumerate(finals):
             add_final_run(final, seed, accuracy, 0.9, 1.0, "val")
         final["artifact_id"] = "none"

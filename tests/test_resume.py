@@ -41,8 +41,10 @@ def _assert_exactly_once(trials, candidates=3):
 
 def test_kill_9_in_the_middle_of_a_trial_then_the_same_command_finishes_exactly_what_is_left(tmp_path, tiny_args):
     # Enough epochs that trial 1 stays in training for seconds, not one poll interval (a 3-epoch trial of
-    # a cached top layer can start and finish between two polls); no pruner, so it cannot end early either.
-    args = tiny_args("--epochs", "40", "--pruner", "none", *SMALL)
+    # a cached top layer can start and finish between two polls). The per-epoch median pruner (tiny_args')
+    # reports every epoch, which is how the test sees training; it waits for 3 finished trials, so it
+    # cannot end trial 1 early either.
+    args = tiny_args("--epochs", "40", *SMALL)
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "TF_CPP_MIN_LOG_LEVEL": "3"}
     process = subprocess.Popen([sys.executable, "-m", "study.run", *args], env=env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -196,7 +198,8 @@ def test_a_run_killed_right_after_creating_a_trial_leaves_an_orphan_recognised_a
 
 
 def test_ctrl_c_in_a_trial_prints_only_the_clean_message(tmp_path, tiny_args, tiny_model):
-    args = tiny_args("--epochs", "200", "--pruner", "none", "--model", tiny_model, *TINY)
+    # The per-epoch median pruner (tiny_args') reports every epoch, which is how the test sees training.
+    args = tiny_args("--epochs", "200", "--model", tiny_model, *TINY)
     process = subprocess.Popen([sys.executable, "-m", "study.run", *args], env=_env(), cwd=REPO,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:

@@ -204,8 +204,9 @@ def candidates_figure(record: StudyRecord, baselines: dict[str, float] | None = 
     names = [c["name"] for c in record.candidates if c["name"] in finished]
     names += [n for n in finished if n not in names]  # a candidate the stored list lacks, last
     tied = record.tied()
-    labels = [candidate_label(n) for n in names]
     summaries = {n: record.summary(n) for n in names}
+    names = [n for n in names if summaries[n] is not None]  # pruned before any value (out of memory)
+    labels = [candidate_label(n) for n in names]
     legend = {
         "winner": "winner",
         "tied": "tied with the winner<br>(not significantly worse)",
