@@ -1,8 +1,8 @@
 """Whether the tests that need a browser (headless Chromium: optuna-dashboard's pages, kaleido's
-PNGs) can run here, decided in one place.
+PNGs) or a PostgreSQL server can run here, decided in one place.
 
-A missing browser skips those tests, so the README's `python -m pytest -q` passes on a fresh
-machine; with CI=true (.ci/run, which installs Chromium) it fails them instead.
+A missing browser or server skips those tests, so the README's `python -m pytest -q` passes on a
+fresh machine; with CI=true (.ci/run, which installs Chromium and starts PostgreSQL) it fails them.
 """
 
 from __future__ import annotations
@@ -47,3 +47,20 @@ def require_browser() -> str:
             pytest.fail(f"CI=true needs a browser: {message}", pytrace=False)
         pytest.skip(message)
     return found
+
+
+def has_browser() -> bool:
+    """Whether kaleido can render PNG/SVG here; with CI=true a missing browser fails the calling test."""
+    if find_browser() is None and ci_requires_everything():
+        pytest.fail(f"CI=true needs a browser: no Chrome or Chromium on PATH ({INSTALL})", pytrace=False)
+    return find_browser() is not None
+
+
+def postgres_url() -> str:
+    """STUDY_TEST_POSTGRES_URL; else skip the calling test, or fail it under CI=true."""
+    url = os.environ.get("STUDY_TEST_POSTGRES_URL")
+    if not url:
+        if ci_requires_everything():
+            pytest.fail("STUDY_TEST_POSTGRES_URL is not set: .ci/run starts PostgreSQL and sets it")
+        pytest.skip("set STUDY_TEST_POSTGRES_URL (see .ci/postgres) to run against PostgreSQL")
+    return url

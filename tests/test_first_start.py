@@ -12,6 +12,7 @@ from pathlib import Path
 import optuna
 import pytest
 import sqlalchemy
+from browser import postgres_url
 from optuna.trial import TrialState
 
 from study.process import TEST_POINT, this_process
@@ -21,22 +22,13 @@ from study.recovery import claim_new_study, wait_for_records
 REPO = str(Path(__file__).resolve().parents[1])
 
 
-def _postgres_url() -> str:
-    url = os.environ.get("STUDY_TEST_POSTGRES_URL")
-    if not url:
-        if os.environ.get("CI") == "true":
-            pytest.fail("STUDY_TEST_POSTGRES_URL is not set: .ci/run starts PostgreSQL and sets it")
-        pytest.skip("set STUDY_TEST_POSTGRES_URL (see .ci/postgres) to run against PostgreSQL")
-    return url
-
-
 @pytest.fixture(params=["sqlite", "postgresql"])
 def fresh_storage(request, tmp_path):
     """A storage URL nothing has touched: a new SQLite path, or a new PostgreSQL schema."""
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path}/studies.db"
         return
-    base = _postgres_url()
+    base = postgres_url()
     schema = f"first_start_{uuid.uuid4().hex[:8]}"
     engine = sqlalchemy.create_engine(base)
     with engine.begin() as connection:

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import optuna
 import pytest
+from browser import has_browser
 from optuna.distributions import CategoricalDistribution
 from optuna.trial import TrialState, create_trial
 
@@ -50,14 +51,6 @@ OUTPUT = Path(__file__).resolve().parent / "output"
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _browser() -> bool:
-    """Whether kaleido can render PNG/SVG here (Chrome or Chromium installed); CI=true requires one."""
-    found = any(shutil.which(name) for name in ("chromium", "chromium-browser", "google-chrome"))
-    if not found and os.environ.get("CI"):
-        pytest.fail("chromium is not installed; .ci/run installs it (apt-get install chromium)")
-    return found
-
-
 @pytest.fixture(scope="module")
 def report(protocol_storage, tmp_path_factory):
     db = Path(protocol_storage["url"].removeprefix("sqlite:///"))
@@ -67,28 +60,25 @@ def report(protocol_storage, tmp_path_factory):
     return {"html": path.read_text(), "digest": digest, "db": db, "path": path}
 
 
-def _table(page):
-    """Table I of the page as {row: {column: text}} (markup and significance markers removed)."""
+def _rows(page) -> tuple[list[str], dict[str, list[str]]]:
+    """Table I of the page: its columns, and {row: [cell markup]}."""
     table = re.search(r"<table class='table1'>(.*?)</table>", page).group(1)
     columns = re.findall(r"<th>(.*?)</th>", re.search(r"<thead>(.*?)</thead>", table).group(1))[1:]
-    rows = {}
-    for row in re.findall(r"<tr class='\w+'>(.*?)</tr>", table):
-        name = re.match(r"<th>(.*?)</th>", row).group(1)
-        cells = [re.sub(r"<sup.*?</sup>|</?b>", "", c) for c in re.findall(r"<td[^>]*>(.*?)</td>", row)]
-        rows[name] = dict(zip(columns, cells))
-    return rows
+    rows = {re.match(r"<th>(.*?)</th>", row).group(1): re.findall(r"<td[^>]*>(.*?)</td>", row)
+            for row in re.findall(r"<tr class='\w+'>(.*?)</tr>", table)}
+    return columns, rows
+
+
+def _table(page):
+    """Table I of the page as {row: {column: text}} (markup and significance markers removed)."""
+    columns, rows = _rows(page)
+    return {name: dict(zip(columns, [re.sub(r"<sup.*?</sup>|</?b>", "", c) for c in cells])) for name, cells in rows.items()}
 
 
 def _bold(page):
     """{row: [columns in bold]} of Table I."""
-    table = re.search(r"<table class='table1'>(.*?)</table>", page).group(1)
-    columns = re.findall(r"<th>(.*?)</th>", re.search(r"<thead>(.*?)</thead>", table).group(1))[1:]
-    out = {}
-    for row in re.findall(r"<tr class='\w+'>(.*?)</tr>", table):
-        name = re.match(r"<th>(.*?)</th>", row).group(1)
-        cells = re.findall(r"<td[^>]*>(.*?)</td>", row)
-        out[name] = [c for c, cell in zip(columns, cells) if cell.startswith("<b>")]
-    return out
+    columns, rows = _rows(page)
+    return {name: [c for c, cell in zip(columns, cells) if cell.startswith("<b>")] for name, cells in rows.items()}
 
 
 def test_report_has_every_strategy_with_the_stored_numbers(protocol_storage, report):
@@ -452,7 +442,7 @@ def test_figures_as_png_and_svg(made, tmp_path):
     assert "synthetic-mobilenet_v2-block-validation-accuracy-per-candidate" in stems
     assert all(p.with_suffix(".json").exists() for p in paths)
     if note is not None:  # no browser kaleido could use
-        assert not _browser(), note  # (fails with CI=true when none is installed)
+        assert not has_browser(), note  # (fails with CI=true when none is installed)
         pytest.skip("no Chrome/Chromium: PNG and SVG not rendered (HTML and plotly JSON written instead)")
     for stem in stems:
         assert (folder / f"{stem}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -498,7 +488,7 @@ def test_dashboard_pngs_are_named_by_content_and_uploaded_once(made, tmp_path, c
     first = pngs(block)
     if not first:  # no browser kaleido could use: the plots only, and one line says so
         assert "PNG and SVG need" in capsys.readouterr().err
-        assert not _browser()  # (fails with CI=true when none is installed)
+        assert not has_browser()  # (fails with CI=true when none is installed)
         return
     assert [re.sub(r"-[0-9a-f]{8}\.png$", "", f) for f in first] == [
         "learning-curves", "parameters-per-layer", "test-accuracy-per-strategy", "validation-accuracy-per-candidate"]

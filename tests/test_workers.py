@@ -8,6 +8,7 @@ import uuid
 
 import optuna
 import pytest
+from browser import postgres_url
 from optuna.trial import TrialState
 
 from study.records import PARAM
@@ -36,18 +37,9 @@ study.optimize(objective, n_trials=n)
 """
 
 
-def _postgres_url() -> str:
-    url = os.environ.get("STUDY_TEST_POSTGRES_URL")
-    if not url:
-        if os.environ.get("CI") == "true":
-            pytest.fail("STUDY_TEST_POSTGRES_URL is not set: .ci/run starts PostgreSQL and sets it")
-        pytest.skip("set STUDY_TEST_POSTGRES_URL (see .ci/postgres) to run against PostgreSQL")
-    return url
-
-
 @pytest.fixture(params=["sqlite", "postgresql"])
 def storage_url(request, tmp_path):
-    return f"sqlite:///{tmp_path}/studies.db" if request.param == "sqlite" else _postgres_url()
+    return f"sqlite:///{tmp_path}/studies.db" if request.param == "sqlite" else postgres_url()
 
 
 def test_workers_never_train_the_same_grid_candidate(storage_url):
@@ -77,7 +69,7 @@ def test_two_worker_processes_run_one_study_end_to_end(tmp_path, tiny_args, caps
     # The shared server of many machines when there is one (always in CI), else local SQLite; the
     # claiming test above covers both storages with real processes. One run: it costs a minute.
     has_server = os.environ.get("STUDY_TEST_POSTGRES_URL") or os.environ.get("CI") == "true"
-    storage_url = _postgres_url() if has_server else f"sqlite:///{tmp_path}/studies.db"
+    storage_url = postgres_url() if has_server else f"sqlite:///{tmp_path}/studies.db"
     name = f"workers-{uuid.uuid4().hex[:8]}"
     args = tiny_args("--workers", "2", "--epochs", "1", "--strategy", "random", "--random-draws", "4",
                      "--random-k", "1", "--storage", storage_url, "--study-name", name)
