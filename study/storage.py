@@ -21,6 +21,7 @@ import datetime
 import os
 import random
 import re
+import sqlite3
 import time
 from pathlib import Path
 from typing import Iterator
@@ -39,7 +40,6 @@ BUSY_TIMEOUT_SECONDS = 60
 HEARTBEAT_SECONDS = 10
 GRACE_SECONDS = 30
 SCHEMA_ATTEMPTS = 10  # tries to make (or find) Optuna's tables when other processes make them too
-SQLITE_HEADER = b"SQLite format 3\x00"
 
 
 def masked(url: str) -> str:
@@ -94,7 +94,7 @@ def check_destinations(url: str, artifact_dir: str) -> None:
         if path.exists():
             if not (os.access(path, os.W_OK) and os.access(path.parent, os.W_OK | os.X_OK)):
                 raise StudyError(f"--storage {masked(url)}: {path} is not writable; choose another path")
-            if path.stat().st_size and _header(path) != SQLITE_HEADER:
+            if path.stat().st_size and not _is_sqlite(path):
                 raise StudyError(f"--storage {masked(url)}: {path} is not a SQLite database; choose another path")
         else:
             problem = _cannot_create(path.parent)
@@ -284,12 +284,19 @@ def _cannot_create(folder: Path) -> str | None:
     return None
 
 
-def _header(path: Path) -> bytes:
+def _is_sqlite(path: Path) -> bool:
+    """Whether `path` is a SQLite database, asked of SQLite itself (read-only, nothing written).
+
+    Not by reading its header with open(): closing any descriptor of a file drops every POSIX lock
+    this process holds on it, the locks of its open SQLite connections too (the protocol runs several
+    studies in one process), and another process could then take the WAL for unused and remove it.
+    """
     try:
-        with open(path, "rb") as file:
-            return file.read(len(SQLITE_HEADER))
-    except OSError:
-        return b""
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as connection:
+            connection.execute("PRAGMA schema_version").fetchone()
+        return True
+    except sqlite3.DatabaseError:
+        return False
 
 
 def _first_line(error: BaseException, url: str | None = None) -> str:

@@ -1,6 +1,8 @@
 """notebooks/analysis.ipynb executes headless against a storage and draws every figure."""
 
+import contextlib
 import shutil
+import sqlite3
 from pathlib import Path
 
 import nbformat
@@ -56,7 +58,10 @@ def test_default_storage_is_the_repositorys_when_started_in_notebooks(protocol_s
     monkeypatch.delenv("STUDY_STORAGE", raising=False)
     repo = tmp_path / "repo"
     (repo / "storage").mkdir(parents=True)
-    shutil.copy(protocol_storage["url"].removeprefix("sqlite:///"), repo / "storage" / "studies.db")
+    # Copied through SQLite: opening the file and closing it would drop this process's SQLite locks on it.
+    with contextlib.closing(sqlite3.connect(protocol_storage["url"].removeprefix("sqlite:///"))) as source, \
+            contextlib.closing(sqlite3.connect(repo / "storage" / "studies.db")) as copy:
+        source.backup(copy)
     notebook = _first_cells(repo / "notebooks")  # Jupyter starts the kernel in the notebook's folder
     text = "".join(o.get("text", "") for o in _run(notebook, repo / "notebooks"))
     assert f"8 studies in sqlite:///{repo / 'storage' / 'studies.db'}" in text

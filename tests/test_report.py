@@ -6,12 +6,14 @@ The protocol storage (tests/conftest.py) is a real run; `made` is a storage buil
 optuna.create_study and set_user_attr, so every number below is known.
 """
 
+import contextlib
 import csv
 import hashlib
 import io
 import os
 import re
 import shutil
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -51,10 +53,18 @@ OUTPUT = Path(__file__).resolve().parent / "output"
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def _content(db: Path) -> str:
+    """A digest of the database's content, read through SQLite: reading the file with open() and
+    closing it would drop the POSIX locks this process's SQLite connections hold on it, and the
+    subprocesses reading the same storage (report, notebook, dashboard) could then remove its WAL."""
+    with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as connection:
+        return hashlib.sha256("\n".join(connection.iterdump()).encode()).hexdigest()
+
+
 @pytest.fixture(scope="module")
 def report(protocol_storage, tmp_path_factory):
     db = Path(protocol_storage["url"].removeprefix("sqlite:///"))
-    digest = hashlib.sha256(db.read_bytes()).hexdigest()
+    digest = _content(db)
     path = tmp_path_factory.mktemp("report") / "report.html"
     assert main(["--storage", protocol_storage["url"], "--output", str(path)]) == 0
     return {"html": path.read_text(), "digest": digest, "db": db, "path": path}
@@ -108,7 +118,7 @@ def test_report_is_self_contained_and_reads_only(report):
     page = report["html"]
     assert page.count("plotly.js v") == 1  # inlined once, for every figure
     assert not re.search(r"<script[^>]+src=", page)  # nothing fetched: it opens offline
-    assert hashlib.sha256(report["db"].read_bytes()).hexdigest() == report["digest"]
+    assert _content(report["db"]) == report["digest"]
 
 
 def test_only_the_named_studies_are_reported(protocol_storage, tmp_path):
@@ -470,7 +480,8 @@ def test_dashboard_pngs_are_named_by_content_and_uploaded_once(made, tmp_path, c
 
     db = Path(made["url"].removeprefix("sqlite:///"))
     url = f"sqlite:///{tmp_path / 'copy.db'}"
-    (tmp_path / "copy.db").write_bytes(db.read_bytes())
+    with contextlib.closing(sqlite3.connect(db)) as source, contextlib.closing(sqlite3.connect(tmp_path / "copy.db")) as copy:
+        source.backup(copy)  # through SQLite: see _content
     artifacts = str(tmp_path / "artifacts")
 
     def studies():
