@@ -114,7 +114,7 @@ def test_more_repeats_run_only_the_new_seeds(tmp_path, tiny_args, tiny_model):
     final = optuna.load_study(study_name="synthetic-tiny-head", storage=url).user_attrs["final"]
     assert final["seeds"] == [0, 1] and final["runs"]["0"] == first["runs"]["0"]  # seed 0 not rerun
     assert final["mean"] == pytest.approx(np.mean(final["test_accuracy"]), abs=1e-6)  # 6 significant digits
-    assert final["variance"] == pytest.approx(np.var(final["test_accuracy"]))
+    assert final["variance"] == pytest.approx(np.var(final["test_accuracy"]), rel=1e-5)  # 6 significant digits
 
 
 def test_topk_without_layer_study_names_the_command(tmp_path, tiny_args, tiny_model, capsys):
