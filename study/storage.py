@@ -292,7 +292,8 @@ def _is_sqlite(path: Path) -> bool:
     studies in one process), and another process could then take the WAL for unused and remove it.
     """
     try:
-        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as connection:
+        # immutable: no lock, no -wal or -shm file made (it only reads the file through SQLite).
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro&immutable=1", uri=True)) as connection:
             connection.execute("PRAGMA schema_version").fetchone()
         return True
     except sqlite3.DatabaseError:
