@@ -83,7 +83,9 @@ class PrefixCache:
     """Keeps the prefix activations of recent cuts in host memory, within a byte budget.
 
     `planned` are the candidates a study will train next, in order: when a cut is computed, as many
-    of their cuts as fit in the free budget are computed in the same forward pass.
+    of their cuts as fit in the free budget are computed in the same forward pass. It also keeps
+    what consecutive trainings can share besides activations: the backbone (`backbone`) and the
+    last compiled model with its traced training graph (`kept_model`, study.training).
 
     Example:
         >>> cache = PrefixCache(budget_bytes=2 * 2**30, planned=[])
@@ -98,6 +100,7 @@ class PrefixCache:
         self._backbone: keras.Model | None = None
         self._backbone_seed: int | None = None
         self._tuned: dict[str, list[np.ndarray]] = {}  # the last trial's layers, as built
+        self._kept_model: tuple[tuple, keras.Model] | None = None  # the last training's compiled model
 
     def backbone(self, build: Callable[[], keras.Model], seed: int, candidate: Candidate) -> keras.Model:
         """The backbone built by `build` for `seed`, kept between trials for `candidate` to tune.
@@ -110,6 +113,7 @@ class PrefixCache:
         """
         if self._backbone is None or self._backbone_seed != seed:
             self._backbone, self._backbone_seed, self._tuned = fresh_backbone(build, seed), seed, {}
+            self._kept_model = None  # it was built on the layers of the backbone just replaced
         layers = {layer.name: layer for layer in all_layers(self._backbone)}
         for name, weights in self._tuned.items():
             layers[name].set_weights(weights)
@@ -118,6 +122,19 @@ class PrefixCache:
         # kept backbone does not collect every earlier trial's head and graphs (which made each
         # trial's garbage collection slower than the last).
         return keras.Model(self._backbone.input, self._backbone.output, name=self._backbone.name)
+
+    def kept_model(self, key: tuple) -> keras.Model | None:
+        """The compiled model kept by `keep_model` under `key`, if it is the last one kept."""
+        return self._kept_model[1] if self._kept_model is not None and self._kept_model[0] == key else None
+
+    def keep_model(self, key: tuple, model: keras.Model) -> None:
+        """Keep `model` (compiled, its training graph traced) for the next training with the same `key`.
+
+        One model at a time: the repeats of a candidate and the seeds of the final stage follow
+        each other, and a traced graph holds memory. `key` must name everything the graph depends
+        on; a new backbone (another seed) drops the model, as it was built on the old one's layers.
+        """
+        self._kept_model = (key, model)
 
     @property
     def used_bytes(self) -> int:

@@ -206,12 +206,13 @@ def fine_tune(
             cache_state = f"on: {len(cut.key)} tensor(s) after {cut.key[-1]}, {cut.bytes_per_image() * images / 2**20:.1f} MiB"
     for compiled in {id(m): m for m in (model, trained)}.values():
         compile_model(compiled, FusedAdam(learning_rate=config.learning_rate))
+    fitted = trained if cache is None else _traced_model(cache, trained, candidate, config.learning_rate)
     if before_fit is not None:
         before_fit(model)
     batch_size = batch_size or config.batch_size
     monitor = "val_accuracy" if validation is not None else "accuracy"
     train_labels, = train.take([train.labels])
-    history = trained.fit(
+    history = fitted.fit(
         batches(inputs, train_labels, batch_size, shuffle_seed=seed),
         epochs=config.epochs,
         shuffle=False,  # `batches` shuffles, seeded, so plain and cached trials see the same order
@@ -220,6 +221,8 @@ def fine_tune(
         verbose=0,
         callbacks=[keras.callbacks.ReduceLROnPlateau(monitor=monitor), *callbacks, EpochProgress()],
     )
+    if fitted is not trained:
+        _copy_state(fitted, trained)  # the caller's model holds what was trained
     return TrainingResult(
         model=model,
         history={key: [rounded(v) for v in values] for key, values in history.history.items()},  # records.DIGITS
@@ -262,6 +265,37 @@ def batches(inputs: list[np.ndarray], labels: np.ndarray, batch_size: int, shuff
     if shuffle_seed is not None:
         dataset = dataset.shuffle(len(labels), seed=shuffle_seed, reshuffle_each_iteration=True)
     return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def _traced_model(cache: PrefixCache, trained: keras.Model, candidate: Candidate, learning_rate: float) -> keras.Model:
+    """The model to fit: the cache's kept model of the last training if it has the same graph as
+    `trained`, restarted from `trained`'s state; else `trained`, kept for the next training.
+
+    Tracing and optimising a training graph costs about as much as a small candidate's whole
+    training (1-2 s of 3-4 s at 32 px on a CPU), and the repeats of a candidate (and the seeds of
+    the final stage) train the same graph one after another: they trace it once. The kept model
+    starts from exactly the state a new one would (weights, dropout seeds, a zeroed optimizer), so
+    the result is the same.
+    """
+    inputs = tuple(tuple(t.shape) for t in trained.inputs)
+    key = (trained.name, inputs, tuple(trained.output.shape), tuple(candidate.layers), learning_rate)
+    kept = cache.kept_model(key)
+    if kept is None:
+        cache.keep_model(key, trained)
+        return trained
+    _copy_state(trained, kept)
+    for variable in kept.optimizer.variables:  # Adam's step count and moments start again from zero
+        variable.assign(keras.ops.zeros(variable.shape, variable.dtype))
+    kept.optimizer.learning_rate = learning_rate  # ReduceLROnPlateau may have lowered it
+    return kept
+
+
+def _copy_state(source: keras.Model, target: keras.Model) -> None:
+    """Copy every variable of `source` (weights, BatchNormalization statistics, seed states) into
+    `target`, a model built by the same code; variables both share are left alone."""
+    for variable, into in zip(source.variables, target.variables, strict=True):
+        if variable is not into:
+            into.assign(variable)
 
 
 def _model_from_cut(cut: Cut, model: keras.Model) -> keras.Model:

@@ -65,6 +65,42 @@ def test_consecutive_trials_on_one_cache_equal_their_plain_trials():
     assert len(builds) == 1 + 3  # the cache built its backbone once; every plain trial builds its own
 
 
+@pytest.mark.parametrize(
+    "model, layers",
+    [
+        ("vgg16", ("block5_conv1",)),  # trained from the cached activations of one tensor
+        ("mobilenet_v2", ("block_5_project", "block_6_expand")),  # a residual cut: two tensors
+        ("vgg16", ("block1_conv1",)),  # the first layer tuned: nothing cached, the whole model trains
+        ("mobilenet_v2", ()),  # the head only: trained on the backbone's cached features
+    ],
+)
+def test_the_next_seed_of_a_candidate_reuses_its_traced_graph_and_trains_as_a_new_model(model, layers):
+    """Repeats and final-stage seeds train one candidate one after another: the second training
+    fits the kept model (no new trace) and gives exactly what a new model would."""
+    config = StudyConfig(model=model, weights="none", image_size=32, epochs=2, learning_rate=1e-3).validate()
+    train, validation = _data(config)
+    candidate = Candidate("c", layers)
+    build = lambda: build_backbone(config)  # noqa: E731
+
+    def lower_learning_rate(logs=None):  # what ReduceLROnPlateau does on a plateau: it must not carry over
+        cache._kept_model[1].optimizer.learning_rate = 1e-7
+
+    cache = PrefixCache(budget_bytes=2**30)
+    fine_tune(config, build, candidate, train, 3, validation=validation, seed=0, cache=cache,
+              callbacks=[keras.callbacks.LambdaCallback(on_train_end=lower_learning_rate)])
+    kept = cache._kept_model[1]
+    traced = kept.train_function
+    again = fine_tune(config, build, candidate, train, 3, validation=validation, seed=1, backbone_seed=0, cache=cache)
+    assert cache._kept_model[1] is kept and kept.train_function is traced
+    new = fine_tune(config, build, candidate, train, 3, validation=validation, seed=1, backbone_seed=0,
+                    cache=PrefixCache(budget_bytes=2**30))
+    assert again.history == new.history and again.cache == new.cache
+    for a, b in zip(_weights(again), _weights(new), strict=True):  # the caller's model holds the result
+        np.testing.assert_array_equal(a, b)
+    scores = [r.model.evaluate(*validation, verbose=0, return_dict=True) for r in (again, new)]
+    assert scores[0] == scores[1]
+
+
 def test_trials_on_one_cache_leave_no_model_or_graph_behind():
     """A long study keeps one process: a trial must not leave its models or training graphs alive."""
     config = StudyConfig(model="vgg16", weights="none", image_size=32, epochs=1, learning_rate=1e-3).validate()
