@@ -37,7 +37,17 @@ from study.cache import PrefixCache, find_cut  # noqa: E402
 from study.candidates import make_candidates  # noqa: E402
 from study.config import StudyConfig  # noqa: E402
 from study.data import load_splits  # noqa: E402
-from study.training import FusedAdam, Split, apply_head, batches, build_head, compile_model, fine_tune, freeze_all_but  # noqa: E402
+from study.records import rounded  # noqa: E402
+from study.training import (  # noqa: E402
+    STEPS_PER_EXECUTION,
+    FusedAdam,
+    Split,
+    apply_head,
+    batches,
+    build_head,
+    fine_tune,
+    freeze_all_but,
+)
 
 
 class GraphPerRepeat(PrefixCache):
@@ -80,6 +90,7 @@ def replicas(config, candidate, draws, num_classes, cache) -> list[float]:
         if cut.suffix is not None:  # the replica's own copy of the tuned layers, from the pretrained weights
             suffix = keras.models.clone_model(cut.suffix)
             suffix.set_weights(cut.suffix.get_weights())
+            suffix.name = f"tuned_{r}"  # one graph: every replica's layers need their own name
             freeze_all_but(suffix, candidate)
             x = suffix(x, training=False)
         keras.utils.set_random_seed(seed)  # then the head and its batches exactly as repeat r alone
@@ -90,11 +101,13 @@ def replicas(config, candidate, draws, num_classes, cache) -> list[float]:
         train_sets.append(batches(train.take(activations), *train.take([train.labels]), config.batch_size, shuffle_seed=seed))
         val_sets.append(batches(val.take(activations), *val.take([val.labels]), max(config.batch_size, 32)))
     model = keras.Model(inputs, outputs)
-    compile_model(model, FusedAdam(learning_rate=config.learning_rate))
+    k = len(draws)  # compile_model's loss and metric, once per replica
+    model.compile(optimizer=FusedAdam(learning_rate=config.learning_rate), loss=["sparse_categorical_crossentropy"] * k,
+                  metrics=[["accuracy"]] * k, steps_per_execution=STEPS_PER_EXECUTION)
     joined = lambda *pairs: (tuple(x for x, _ in pairs), tuple(y for _, y in pairs))  # noqa: E731
     history = model.fit(tf.data.Dataset.zip(tuple(train_sets)).map(joined), epochs=config.epochs, verbose=0,
                         validation_data=tf.data.Dataset.zip(tuple(val_sets)).map(joined)).history
-    return [history[f"val_replica_{r}_accuracy"][-1] for r in range(len(draws))]
+    return [rounded(history[f"val_replica_{r}_accuracy"][-1]) for r in range(len(draws))]  # as fine_tune stores
 
 
 def main() -> None:

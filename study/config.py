@@ -72,7 +72,8 @@ class StudyConfig:
     pruner: str = _option("race", "how hopeless candidates stop early: race (paired t-test across repeats), or "
                                   "per epoch (median, halving, hyperband: only with --search-repeats 1)",
                           choices=("race", "median", "halving", "hyperband", "none"))
-    race_alpha: float = _option(0.05, "race and tied set: the one-sided paired t-test's level, per comparison",
+    race_alpha: float = _option(0.05, "race and tied set: the chance of stopping, or leaving out of the tied set, "
+                                      "the truly best candidate (Bonferroni over the comparisons)",
                                 metavar="ALPHA")
     pruner_warmup: int = _option(5, "epochs of evidence a trial gets before it may be pruned", metavar="EPOCHS", minimum=0)
     epochs: int = _option(50, "training epochs per trial and in the final stage", metavar="N", minimum=1)

@@ -34,7 +34,7 @@ def make_pruner(config: StudyConfig) -> optuna.pruners.BasePruner:
     """
     warmup = min(config.pruner_warmup, config.epochs - 1)
     arguments = {
-        "race": dict(alpha=config.race_alpha),
+        "race": dict(alpha=config.race_alpha, repeats=config.search_repeats),
         "median": dict(n_startup_trials=3, n_warmup_steps=warmup),
         "halving": dict(min_resource=max(1, warmup)),
         "hyperband": dict(min_resource=max(1, warmup), max_resource=config.epochs),

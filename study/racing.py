@@ -6,26 +6,33 @@ their difference is free of the draw's effect (some draws are simply easier). Al
 are paired on the repeats both candidates have. Higher values are better (accuracies).
 
 - `summarize`: mean, standard error and 95% interval of one candidate's repeat values;
+- `pooled_noise`: the repeat noise's variance, pooled over the candidates (two-way ANOVA error);
 - `p_value_worse`: the one-sided p-value that a candidate is worse than another;
 - `tied_with_winner`: the winner and the candidates not significantly worse than it;
 - `RacePruner`: stops a candidate once it is shown worse than the best finished one;
 - `simulate_race`, `race_rates`: real Optuna studies on simulated accuracies with known true means,
   to measure how often racing keeps the true best and how many repeats it saves.
 
-The paired test is Student's t-test, not Wilcoxon's signed-rank test (what Optuna's
+The test is Student's t on the paired differences, not Wilcoxon's signed-rank test (what Optuna's
 `WilcoxonPruner` uses): with n paired differences the smallest one-sided exact Wilcoxon p-value is
 1/2^n (0.125 for n=3, 0.0625 for n=4), so at alpha=0.05 it cannot stop anything before 5 repeats:
 with K <= 5 a race, whose last look is before the last repeat, would never stop a candidate.
 A repeat's accuracy is an average over many images, so differences are close to normal: the
-t-test's assumption, with independent repeats (each its own draw and seed). It is then exact for
-any n >= 2, and it uses how much worse, not only whether. Wilcoxon's robustness to outliers pays
-with many instances (Optuna's case: problem instances, folds), not with three repeats.
+t-test's assumption, with independent repeats (each its own draw and seed). Two candidates alone
+estimate their differences' spread with n - 1 degrees of freedom (one at n = 2: t must pass 6.31);
+but every candidate is trained on the same draws with the same seeds and epochs, so the noise of
+a repeat is pooled over all candidates with every repeat, value = candidate + repeat + noise (a
+two-way layout without replication), which gives many degrees of freedom and lets one repeat
+already show a candidate clearly worse. The levels are Bonferroni-corrected over the comparisons
+that could lose the best candidate (the tied set: Hsu's multiple comparisons with the best; the
+race: every look against the best of the finished candidates), so `alpha` bounds the chance of
+losing the truly best candidate, not a single comparison's error.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import optuna
@@ -33,6 +40,9 @@ import scipy.stats
 from optuna.trial import FrozenTrial, TrialState
 
 from study.records import INTERVAL_95, REPEAT_VALUES, STANDARD_ERROR
+
+# How the race and the tied set test, in words (prune reasons, the report, the dashboard note).
+TEST_WORDS = "one-sided paired t-test, repeat noise pooled over the candidates, Bonferroni over the comparisons"
 
 # Differences closer than this are equal: accuracies are fractions k/n (two different ones differ by
 # at least 1/n, 1e-5 for 100,000 images), but Keras computes them in float32, so 0.8 - 0.78 and
@@ -76,15 +86,50 @@ def summarize(values: Sequence[float], n_images: int | None = None) -> dict:
     return {"mean": accuracy, STANDARD_ERROR: standard_error, INTERVAL_95: [float(low), float(high)]}
 
 
+def pooled_noise(results: Mapping[object, Sequence[float]]) -> tuple[float, int] | None:
+    """The variance of one repeat's own noise, pooled over candidates, and its degrees of freedom.
+
+    The candidates with the most repeats form a balanced table, candidates x repeats. In the
+    additive model value = candidate effect + repeat effect + noise (the repeat's draw of images
+    and seed is shared by every candidate: what pairing removes), the residual mean square
+    estimates the noise variance with (C - 1)(K - 1) degrees of freedom: the error term of a
+    two-way analysis of variance without replication. None with fewer than two such candidates
+    or two repeats, or when the residuals are all zero.
+
+    Example:
+        >>> variance, df = pooled_noise({"a": [0.80, 0.84, 0.82], "b": [0.70, 0.75, 0.71], "c": [0.5]})
+        >>> round(variance, 6), df
+        (5e-05, 2)
+    """
+    most = max((len(values) for values in results.values()), default=0)
+    table = np.array([_finite_values(values, "results") for values in results.values() if len(values) == most])
+    if most < 2 or len(table) < 2:
+        return None
+    residuals = table - table.mean(axis=1, keepdims=True) - table.mean(axis=0, keepdims=True) + table.mean()
+    df = (len(table) - 1) * (most - 1)
+    variance = float(np.sum(residuals**2) / df)
+    return None if variance <= EQUAL_DIFFERENCES**2 else (variance, df)
+
+
 def p_value_worse(
-    candidate: Sequence[float], best: Sequence[float], n_images: int | None = None
+    candidate: Sequence[float],
+    best: Sequence[float],
+    n_images: int | None = None,
+    noise: tuple[float, int] | None = None,
 ) -> float | None:
     """One-sided p-value that `candidate` is worse than `best`, on the repeats both have.
 
     Both lists are in repeat order, so the first n = min(len) entries are paired. Small means
     "worse"; None means it cannot be tested, and callers treat that as not shown worse.
 
-    - n >= 2: paired Student t-test on the differences (see the module docstring for why not
+    - `noise` (`pooled_noise` of the study's candidates: variance, degrees of freedom), n >= 1:
+      the mean paired difference over its standard error sqrt(2 variance / n), against Student's
+      t with the pooled degrees of freedom (Fisher's least significant difference in a two-way
+      design). A pair's own differences estimate their spread with n - 1 degrees of freedom, one
+      for n = 2, so a t-test on them alone needs t > 6.31 to stop anything; the candidates
+      finished so far estimate the same noise with many more. It assumes every candidate's repeat
+      noise has about the same variance (the same images, epochs and seeds for all).
+    - n >= 2 without `noise`: paired Student t-test on the differences (see the module docstring for why not
       Wilcoxon). When the differences are all equal the t statistic is undefined (zero spread),
       which happens with accuracies on few images (every difference one image): the sign test
       is used then, p = 0.5^n if every repeat is worse (0.25 at n=2: no proof), 1 if every
@@ -104,6 +149,8 @@ def p_value_worse(
         0.25
         >>> round(p_value_worse([0.75], [0.80], n_images=200), 4)
         0.1156
+        >>> round(p_value_worse([0.75], [0.80], noise=(0.0004, 20)), 4)  # noise sd 0.02, 20 df
+        0.0462
     """
     n = min(len(candidate), len(best))
     if n_images is not None:
@@ -111,6 +158,10 @@ def p_value_worse(
     pairs = np.asarray([candidate[:n], best[:n]], dtype=float)
     if n == 0 or not np.all(np.isfinite(pairs)):
         return None
+    if noise is not None:
+        variance, df = noise
+        t = (pairs[0] - pairs[1]).mean() / math.sqrt(2 * variance / n)
+        return float(scipy.stats.t.cdf(t, df))
     if n == 1:
         return None if n_images is None else _two_proportion_p_value(*pairs[:, 0], n_images)
     differences = pairs[0] - pairs[1]
@@ -123,24 +174,23 @@ def p_value_worse(
 
 
 def tied_with_winner(results: dict[str, list[float]], n_images: int | None, alpha: float) -> list[str]:
-    """The winner, then every candidate not significantly worse than it (`p_value_worse` >= alpha).
+    """The winner, then every candidate not significantly worse than it.
 
     `results` maps each candidate to its repeat values in repeat order; a raced candidate has
     fewer. Means over different repeats are not comparable (some draws are easier), so the winner
-    is the best mean among the candidates with the most repeats (ties keep the dict order). The
-    others follow by their mean gap to the winner on the repeats they share, best first (for
-    candidates with every repeat, the order of their means). `n_images` (validation images per
-    repeat) is needed when a candidate has a single repeat: the test is then the binomial one.
+    is the best mean among the candidates with the most repeats (ties keep the dict order). Each
+    other candidate is compared with it by `p_value_worse` (the noise pooled over the candidates
+    with every repeat, `pooled_noise`; with one repeat the binomial test on `n_images` images) at
+    level alpha / (candidates - 1), Bonferroni over the comparisons: this is Hsu's multiple
+    comparisons with the best, so the set holds the truly best candidate with probability at
+    least 1 - alpha, although the winner is the best of them (its values are lucky ones). The
+    others follow by their mean gap to the winner on the repeats they share, best first.
 
     Note:
-        `alpha` is per comparison: not adjusted for the number of candidates, nor for the winner
-        being the best of them (its values are lucky ones). So a candidate as good as the winner
-        is left out more often than `alpha`. In benchmarks/race_simulation.py (12 candidates,
-        alpha=0.05, not raced), of 12 equal candidates the set holds about 9.9 (K=3) and 9.5
-        (K=5); with true accuracies spread over 0.80-0.82 (every gap under a standard error) it
-        holds the true best about 89% (K=3) and 93% (K=5) of the time. Passing
-        alpha / (candidates - 1) (Bonferroni) keeps that >= 1 - alpha in every configuration, at
-        the price of tied sets of nearly everything with K=3.
+        In benchmarks/race_simulation.py (12 candidates, alpha=0.05, noise sd 0.02) the set holds
+        the true best in 99.5-100% of the studies with K=3 and K=5 when the candidates differ or
+        are close; it holds about 3.9 of 12 (K=3) when they differ and nearly all when every gap
+        is under a standard error: the data cannot tell those apart.
 
     Example:
         >>> results = {"a": [0.80, 0.84, 0.82], "b": [0.81, 0.83, 0.83], "c": [0.70, 0.74]}
@@ -157,7 +207,8 @@ def tied_with_winner(results: dict[str, list[float]], n_images: int | None, alph
         )
     for name, values in results.items():
         _finite_values(values, f"results[{name!r}]")
-    if n_images is None and min(map(len, results.values())) == 1:
+    noise = pooled_noise(results)
+    if n_images is None and noise is None and min(map(len, results.values())) == 1:
         raise ValueError(
             "n_images (validation images per repeat) is needed to compare a candidate that has a "
             "single repeat. Received: n_images=None"
@@ -172,10 +223,11 @@ def tied_with_winner(results: dict[str, list[float]], n_images: int | None, alph
         return float(np.mean(results[name]) - np.mean(winning[:shared]))
 
     others = [name for name in results if name != winner]
+    level = alpha / max(1, len(others))
     tied = []
     for name in others:
-        p = p_value_worse(results[name], winning, n_images)
-        if p is None or p >= alpha:
+        p = p_value_worse(results[name], winning, n_images, noise)
+        if p is None or p >= level:
             tied.append(name)
     return [winner, *sorted(tied, key=gap, reverse=True)]
 
@@ -183,55 +235,60 @@ def tied_with_winner(results: dict[str, list[float]], n_images: int | None, alph
 class RacePruner(optuna.pruners.BasePruner):
     """Stops a candidate once it is shown worse than the best finished candidate, repeat by repeat.
 
-    The trial's intermediate values are its repeat values (`step` = repeat index). They are
-    compared with those of the best COMPLETE trial (highest value among trials that reported
-    intermediate values) on the steps both have, by `p_value_worse`; the trial is pruned when
-    p < `alpha`. Nothing is kept in the pruner: all comes from the storage, so a resumed study and
+    The trial's intermediate values are its repeat values (`step` = repeat index). After each
+    repeat but the last they are compared with those of the best COMPLETE trial (highest value
+    among trials that reported intermediate values) on the steps both have, by `p_value_worse`
+    with the noise pooled over the COMPLETE trials (`pooled_noise`; before two exist, the pair's
+    own t-test from two common repeats on). The trial is pruned when p < alpha / (L m), with L =
+    repeats - 1 looks and m COMPLETE trials the best was chosen from: Bonferroni over every
+    comparison that could stop it, so a truly best candidate is stopped with probability at most
+    `alpha`. Nothing is kept in the pruner: all comes from the storage, so a resumed study and
     parallel workers decide the same way.
 
     Note:
-        The test is the paired one-sided t-test (exact under normal differences; Wilcoxon's
-        signed-rank test cannot reach p < 0.05 with fewer than 5 repeats, see the module
-        docstring), or the sign test when every difference is the same. The race tests after
-        every repeat and against the best of several candidates, so the chance of stopping a
-        candidate that is as good as the best is above `alpha` (several looks, and the best's
-        own values are lucky ones): with 12 equal candidates it stops about 10% of them with
-        K=3 and 20% with K=5 at alpha=0.05 (benchmarks/race_simulation.py). Only COMPLETE
-        trials are references: a RUNNING or PRUNED one is never the best. The study must
-        maximize.
+        The bound assumes every candidate's repeat noise has about the same variance (the pooled
+        test) and normal differences; it is conservative otherwise exact. In
+        benchmarks/race_simulation.py (12 candidates, alpha=0.05) it saves 22% of the repeats at
+        K=3 and 33% at K=5 when the candidates differ, and stops about 2% of 12 equal ones.
+        Only COMPLETE trials are references: a RUNNING or PRUNED one is never the best. The
+        study must maximize.
 
     Args:
-        alpha: prune when the p-value is below this (0 < alpha < 1).
-        min_repeats: never prune before the trial shares this many repeats with the best (>= 2:
-            the t-test needs two differences, and one repeat says nothing of the seed's noise).
+        alpha: the chance of stopping a truly best candidate, at most (0 < alpha < 1).
+        repeats: repeats per candidate (`--search-repeats`): the race looks repeats - 1 times.
+        min_repeats: never prune before the trial shares this many repeats with the best.
 
     Example:
-        >>> study = optuna.create_study(direction="maximize", pruner=RacePruner(alpha=0.05))
-        >>> study.add_trial(optuna.trial.create_trial(
-        ...     value=0.82, intermediate_values={0: 0.81, 1: 0.83, 2: 0.82}))
+        >>> study = optuna.create_study(direction="maximize", pruner=RacePruner(alpha=0.05, repeats=3))
+        >>> for values in ([0.81, 0.83, 0.82], [0.79, 0.80, 0.81], [0.80, 0.83, 0.81]):
+        ...     study.add_trial(optuna.trial.create_trial(
+        ...         value=sum(values) / 3, intermediate_values=dict(enumerate(values))))
         >>> trial = study.ask()
-        >>> trial.report(0.71, step=0)
-        >>> trial.should_prune()  # one repeat: never
+        >>> trial.report(0.79, step=0)
+        >>> trial.should_prune()  # 0.02 worse, within the noise
         False
-        >>> trial.report(0.74, step=1)
+        >>> trial.report(0.66, step=1)
         >>> trial.should_prune()
         True
     """
 
-    def __init__(self, alpha: float = 0.05, min_repeats: int = 2):
+    def __init__(self, alpha: float = 0.05, repeats: int = 3, min_repeats: int = 1):
         if not 0 < alpha < 1:
             raise ValueError(f"alpha must be between 0 and 1 (exclusive). Received: alpha={alpha}")
-        if isinstance(min_repeats, bool) or not isinstance(min_repeats, int) or min_repeats < 2:
-            raise ValueError(
-                f"min_repeats must be an integer of at least 2 (a paired t-test needs two "
-                f"differences). Received: min_repeats={min_repeats}"
-            )
+        for name, value in (("repeats", repeats), ("min_repeats", min_repeats)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer. Received: {name}={value}")
         self.alpha = alpha
+        self.repeats = repeats
         self.min_repeats = min_repeats
 
     def prune(self, study: optuna.Study, trial: FrozenTrial) -> bool:
         comparison = self.compare_with_best(study, trial)
-        return comparison is not None and comparison[1] < self.alpha
+        return comparison is not None and comparison[1] < self.level(study)
+
+    def level(self, study: optuna.Study) -> float:
+        """The level one comparison must reach now: alpha / (looks x COMPLETE trials)."""
+        return self.alpha / (max(1, self.repeats - 1) * max(1, len(_complete_with_repeats(study))))
 
     def compare_with_best(
         self, study: optuna.Study, trial: FrozenTrial
@@ -239,21 +296,24 @@ class RacePruner(optuna.pruners.BasePruner):
         """The best COMPLETE trial and the p-value that `trial` is worse, or None if not testable yet.
 
         None before `min_repeats` common repeats, without a finished reference, or when
-        `p_value_worse` cannot test. For the prune reason: "worse than trial 3 (p=0.012)".
+        `p_value_worse` cannot test. For the prune reason: "worse than trial 3 (p=0.0012)".
         """
         if study.direction != optuna.study.StudyDirection.MAXIMIZE:
             raise ValueError(
                 f"RacePruner needs a study that maximizes. Received: direction={study.direction.name}"
             )
-        best = best_complete_trial(study)
-        if best is None:
+        complete = _complete_with_repeats(study)
+        if not complete:
             return None
+        best = max(complete, key=lambda t: t.value)
         steps = sorted(set(trial.intermediate_values) & set(best.intermediate_values))
         if len(steps) < self.min_repeats:
             return None
+        noise = pooled_noise({t.number: _repeat_values(t) for t in complete})
         p = p_value_worse(
             [trial.intermediate_values[step] for step in steps],
             [best.intermediate_values[step] for step in steps],
+            noise=noise,
         )
         return None if p is None else (best, p)
 
@@ -266,11 +326,19 @@ def best_complete_trial(study: optuna.Study) -> FrozenTrial | None:
         >>> best_complete_trial(study) is None
         True
     """
-    complete = [
+    return max(_complete_with_repeats(study), key=lambda trial: trial.value, default=None)
+
+
+def _complete_with_repeats(study: optuna.Study) -> list[FrozenTrial]:
+    return [
         trial for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
         if trial.intermediate_values
     ]
-    return max(complete, key=lambda trial: trial.value, default=None)
+
+
+def _repeat_values(trial: FrozenTrial) -> list[float]:
+    """A trial's intermediate values in step (repeat) order."""
+    return [trial.intermediate_values[step] for step in sorted(trial.intermediate_values)]
 
 
 def simulate_race(
@@ -282,7 +350,7 @@ def simulate_race(
     split_sd: float = 0.0,
     n_images: int | None = None,
     race: bool = True,
-    min_repeats: int = 2,
+    min_repeats: int = 1,
     rng_seed: int = 0,
 ) -> dict:
     """One grid study on simulated accuracies: candidate i (named "c<i>") has true mean `true_means[i]`.
@@ -314,7 +382,7 @@ def simulate_race(
     split_effects = rng.normal(0.0, split_sd, repeats)
     values = means[:, None] + split_effects[None, :] + rng.normal(0.0, noise_sd, (len(means), repeats))
     names = [f"c{i}" for i in range(len(means))]
-    pruner = RacePruner(alpha, min_repeats) if race else optuna.pruners.NopPruner()
+    pruner = RacePruner(alpha, repeats, min_repeats) if race else optuna.pruners.NopPruner()
     verbosity = optuna.logging.get_verbosity()
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # one INFO line per trial otherwise
     try:
@@ -367,7 +435,7 @@ def race_rates(true_means: Sequence[float], studies: int, rng_seed: int = 0, **s
     Example:
         >>> rates = race_rates([0.70, 0.75, 0.80], studies=10, noise_sd=0.01, repeats=4, alpha=0.05)
         >>> rates["winner_is_best"], round(rates["repeats_saved"], 3), rates["pruned"]
-        (1.0, 0.167, 1.2)
+        (1.0, 0.175, 1.2)
     """
     if studies < 1:
         raise ValueError(f"studies must be at least 1. Received: studies={studies}")

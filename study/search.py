@@ -21,7 +21,7 @@ from study.devices import current_device
 from study.errors import StudyError
 from study.progress import SearchProgress
 from study.pruning import ReportToTrial, fit_or_prune, make_pruner
-from study.racing import summarize, tied_with_winner
+from study.racing import TEST_WORDS, summarize, tied_with_winner
 from study.ranking import layer_ranking
 from study.records import (
     CANDIDATES,
@@ -315,7 +315,7 @@ def _race_reason(trial: optuna.Trial) -> str:
         return "the pruner stopped it"
     best, p = compared
     return (f"worse than trial {best.number} ({best.params.get(PARAM)}) on the repeats both have, "
-            f"paired t-test p={p:.3g} < {trial.study.pruner.alpha}")
+            f"p={p:.3g} < {trial.study.pruner.level(trial.study):.3g} ({TEST_WORDS})")
 
 
 def _interrupted_repeats(study: optuna.Study, name: str) -> tuple[list[float], list[list[float]], list[float]]:

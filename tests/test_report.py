@@ -290,7 +290,8 @@ def test_the_decision_in_words(made):
     assert text.startswith(
         f"block-03 wins: validation accuracy 0.673 ± {summary['standard_error']:.3f} (mean ± standard error over 3 "
         "repeats). block-01 and block-05 are statistically tied with it (not significantly worse: one-sided paired "
-        "t-test over the 3 repeats, alpha 0.05 per comparison), so the data do not single out one best candidate; "
+        "t-test over the 3 repeats, noise pooled over the candidates, alpha 0.05 overall, Bonferroni over the "
+        "comparisons with the winner), so the data do not single out one best candidate; "
         "the other 3 are significantly worse. 1 of these was stopped early (pruned).")
     std = float(np.std(SEEDS["block"], ddof=1))
     assert f"Final stage: block-03 retrained on the 70% pool, test accuracy 0.710 ± {std:.3f} (mean ± std over 3 seeds)." in text
@@ -300,7 +301,8 @@ def test_the_decision_in_words(made):
     layer = _record(made, "layer")
     text = decision_text(layer)
     assert "wins: validation accuracy 0.700 ± 0.032 (one repeat; binomial standard error on 200 images)" in text
-    assert "one-sided two-proportion z-test on the 200 images, alpha 0.05 per comparison" in text
+    assert ("one-sided two-proportion z-test on the 200 images, alpha 0.05 overall, Bonferroni over the comparisons "
+            "with the winner") in text
     assert "Against the baselines" not in text  # no other records given
     # One candidate: nothing to compare; the sentence says so.
     head = _record(made, "head")

@@ -234,9 +234,9 @@ def search_text(record: StudyRecord) -> str:
         return text + " The others were not tested against it (the study does not record its split sizes)."
     tied = [n for n in record.tied()[1:] if n in finished]
     worse = len(compared - set(tied) - {winner})
-    test = (f"one-sided paired t-test over the {repeats} repeats" if repeats > 1 else
+    test = (f"one-sided paired t-test over the {repeats} repeats, noise pooled over the candidates" if repeats > 1 else
             f"one-sided two-proportion z-test on the {n_images} images")
-    level = f"alpha {record.alpha:g} per comparison"
+    level = f"alpha {record.alpha:g} overall, Bonferroni over the comparisons with the winner"
     if tied:
         labels = [candidate_label(n) for n in tied]
         names = _join(labels) if len(labels) <= NAMED else f"{len(labels)} candidates ({', '.join(labels[:NAMED])}, ...)"
@@ -304,7 +304,7 @@ def decision_text(record: StudyRecord, others: Sequence[StudyRecord] = ()) -> st
         >>> print(decision_text(record_of(study)))  # doctest: +SKIP
         block-03 wins: validation accuracy 0.683 ± 0.012 (mean ± standard error over 3 repeats).
         block-05 and block-01 are statistically tied with it (not significantly worse: one-sided paired
-        t-test over the 3 repeats, alpha 0.05 per comparison), ...
+        t-test over the 3 repeats, noise pooled over the candidates, alpha 0.05 overall, ...), ...
     """
     return " ".join(part for part in (search_text(record), final_text(record), baselines_text(record, others)) if part)
 

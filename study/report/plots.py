@@ -252,8 +252,8 @@ def candidates_figure(record: StudyRecord, baselines: dict[str, float] | None = 
     how = (f"mean and 95% interval over {repeats} repeats" if repeats > 1 else
            f"one repeat: binomial 95% interval on {n_images} images" if n_images else "one repeat")
     if _testable(record):
-        test = "paired t-test over the repeats" if repeats > 1 else "two-proportion z-test"
-        how += f"; tied/worse: {test}, alpha {record.alpha:g}"
+        test = "paired t-test over the repeats, pooled noise" if repeats > 1 else "two-proportion z-test"
+        how += f"; tied/worse: {test}, alpha {record.alpha:g} overall (Bonferroni)"
     measured = "validation accuracy" if split == "search-val" else "test-split accuracy"
     _style(fig, f"{record.model} {record.label}: {measured} per candidate",
            f"{len(names)} candidates scored on the {split} split; {how}", "candidate (input end first)", measured)
