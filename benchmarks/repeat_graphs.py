@@ -28,20 +28,19 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import keras  # noqa: E402
-import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from search_speed import pretrain  # noqa: E402  (this folder's script)
 
-from study.backbones import build_backbone, preprocessor  # noqa: E402
+from study.backbones import build_backbone  # noqa: E402
 from study.cache import PrefixCache, find_cut  # noqa: E402
 from study.candidates import make_candidates  # noqa: E402
 from study.config import StudyConfig  # noqa: E402
 from study.data import load_splits  # noqa: E402
 from study.records import rounded  # noqa: E402
+from study.search import repeat_splits  # noqa: E402
 from study.training import (  # noqa: E402
     STEPS_PER_EXECUTION,
     FusedAdam,
-    Split,
     apply_head,
     batches,
     build_head,
@@ -55,18 +54,6 @@ class GraphPerRepeat(PrefixCache):
 
     def kept_model(self, key: tuple) -> None:
         return None
-
-
-def repeats(config: StudyConfig, k: int) -> tuple[list[tuple[Split, Split]], int]:
-    """The K paired draws of search-train/search-val as rows of one source (as study.search does)."""
-    splits = load_splits(config)
-    draws = [splits.search_draw(r) for r in range(k)]
-    rows = np.unique(np.concatenate([index for draw in draws for index in draw]))
-    position = np.zeros(len(splits.labels), np.int64)
-    position[rows] = np.arange(len(rows))
-    images, labels = preprocessor(config)(splits.images[rows]), splits.labels[rows]
-    return [(Split("search", images, labels, position[t]), Split("search", images, labels, position[v]))
-            for t, v in draws], splits.num_classes
 
 
 def one_by_one(config, candidate, draws, num_classes, cache) -> list[float]:
@@ -126,8 +113,9 @@ def main() -> None:
         weights = pretrain(args.model, args, folder) if args.pretrain_epochs else "none"
         config = StudyConfig(model=args.model, weights=weights, dataset="synthetic", synthetic_size=args.size,
                              image_size=args.image_size, epochs=args.epochs, strategy=args.strategy,
-                             learning_rate=1e-3).validate()
-        draws, num_classes = repeats(config, args.repeats)
+                             learning_rate=1e-3, search_repeats=args.repeats).validate()
+        splits = load_splits(config)
+        draws, num_classes = repeat_splits(config, splits), splits.num_classes
         candidates = list(reversed(make_candidates(config, build_backbone(config))))[:args.candidates]
         ways = {"K=1": lambda c, cache: one_by_one(config, c, draws[:1], num_classes, cache),
                 "graph per repeat": lambda c, cache: one_by_one(config, c, draws, num_classes, cache),

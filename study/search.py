@@ -213,6 +213,28 @@ def run_search(config: StudyConfig) -> SearchOutcome:
     return plan.outcome()
 
 
+def repeat_splits(config: StudyConfig, splits: Splits) -> list[tuple[Split, Split]]:
+    """The (search-train, selection) split of every repeat (`--search-repeats`), as rows of one source.
+
+    Decoded and preprocessed once per run, not once per trial: every image any repeat uses is in
+    one source array the repeats index, so the prefix cache computes it once per cut.
+
+    Example:
+        >>> [(train.size, val.size) for train, val in repeat_splits(config, load_splits(config))]  # doctest: +SKIP
+        [(100, 200), (100, 200), (100, 200)]
+    """
+    draws = [splits.search_draw(r) for r in range(config.search_repeats)]
+    if config.select_on == "test":  # the paper's choice: every repeat is scored on the test split
+        draws = [(train, splits.indices["test"]) for train, _ in draws]
+    rows = np.unique(np.concatenate([index for draw in draws for index in draw]))
+    position = np.zeros(len(splits.labels), np.int64)
+    position[rows] = np.arange(len(rows))
+    images = preprocessor(config)(splits.images[rows])
+    labels = splits.labels[rows]
+    return [(Split("search", images, labels, position[train]), Split("search", images, labels, position[val]))
+            for train, val in draws]
+
+
 class Objective:
     """Fine-tunes the trial's candidate `--search-repeats` times, each repeat on its own paired draw
     of search-train and search-val (study.data.Splits.search_draw) with its own seed; returns the
@@ -229,20 +251,7 @@ class Objective:
         self.config = config
         self.by_name = by_name
         self.num_classes = splits.num_classes
-        draws = [splits.search_draw(r) for r in range(config.search_repeats)]
-        if config.select_on == "test":  # the paper's choice: every repeat is scored on the test split
-            draws = [(train, splits.indices["test"]) for train, _ in draws]
-        # Decoded and preprocessed once per run, not once per trial: every image any repeat uses,
-        # in one source array the repeats index (and the prefix cache computes once per cut).
-        rows = np.unique(np.concatenate([index for draw in draws for index in draw]))
-        position = np.zeros(len(splits.labels), np.int64)
-        position[rows] = np.arange(len(rows))
-        images = preprocessor(config)(splits.images[rows])
-        labels = splits.labels[rows]
-        self.repeats = [
-            (Split("search", images, labels, position[train]), Split("search", images, labels, position[val]))
-            for train, val in draws
-        ]
+        self.repeats = repeat_splits(config, splits)
         self.cache = prefix_cache(config, planned)  # the next candidates' prefixes share one pass
         self.device = current_device()
         self.per_epoch = config.pruner in PER_EPOCH_PRUNERS
