@@ -11,6 +11,9 @@ Example:
 
 from __future__ import annotations
 
+import functools
+import types
+
 import optuna
 
 # Major.minor versions whose internals the functions below were checked against.
@@ -125,6 +128,32 @@ class SkipOneReplicaAllReduce:
         return super()._all_reduce_sum_gradients(grads_and_vars)
 
 
+# --- Optuna: storage calls that Ctrl-C cannot cut in half ----------------------------------------
+# A KeyboardInterrupt raised inside a database call can leave a half-read SELECT open on a pooled
+# SQLite connection, and every later BEGIN IMMEDIATE on it fails at once with "database is locked",
+# so the interrupted trial could not be marked FAIL. Every RDBStorage method is therefore run with
+# Ctrl-C deferred to its end. The private methods are included because Optuna's cached storage
+# calls them (`_get_trials`, `_create_new_trial`, ...) on the RDBStorage it wraps.
+
+
+def _whole_calls(storage_class):
+    """Run every method `RDBStorage` defines, as `storage_class` has it, with Ctrl-C deferred to its end."""
+    from study.process import interrupts_deferred
+
+    def deferred(method):
+        @functools.wraps(method)
+        def call(*args, **kwargs):
+            with interrupts_deferred():
+                return method(*args, **kwargs)
+
+        return call
+
+    for name, member in vars(optuna.storages.RDBStorage).items():
+        if isinstance(member, types.FunctionType) and not name.startswith("__"):
+            setattr(storage_class, name, deferred(getattr(storage_class, name)))
+    return storage_class
+
+
 # --- Optuna: a trial born with its records ------------------------------------------------------
 # `Study.ask` creates a trial row with nothing in it; whatever the tool writes next (the process
 # that owns it) is a second transaction, and a process killed between the two leaves a RUNNING
@@ -133,9 +162,11 @@ class SkipOneReplicaAllReduce:
 # passes no template and Optuna's cached storage calls the private `_create_new_trial`.
 
 
+@_whole_calls
 class TemplateTrialStorage(optuna.storages.RDBStorage):
     """An RDBStorage whose new trials (`Study.ask`) are created from `new_trial()`, a RUNNING
     FrozenTrial template, in the transaction that creates the row; `created(trial)` runs after it.
+    Ctrl-C never cuts one of its calls in half (`_whole_calls`).
 
     Example:
         >>> import datetime
@@ -158,6 +189,7 @@ class TemplateTrialStorage(optuna.storages.RDBStorage):
         if self._created is not None:
             self._created(frozen)
         return frozen
+
 
 
 # --- Optuna: writing to a trial from a sampler -------------------------------------------------

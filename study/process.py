@@ -16,6 +16,7 @@ import signal
 import socket
 import sys
 import tempfile
+import threading
 import time
 import warnings
 
@@ -130,6 +131,54 @@ class _NoInterruptionTraceback(logging.Filter):
             self._interrupted = None
             return False
         return True
+
+
+@contextlib.contextmanager
+def interrupts_deferred():
+    """Ctrl-C (SIGINT) arriving while the block runs takes effect when it ends, not inside it.
+
+    A KeyboardInterrupt raised in the middle of a database call can leave the connection with a
+    half-read result still open (SQLite then refuses every later write with "database is
+    locked"), so the process could not even mark its trial FAIL. Storage calls are milliseconds
+    long: deferring Ctrl-C over them costs nothing. Outside the main thread (where Python never
+    delivers signals) and inside another deferred block the block just runs; after it, a deferred
+    SIGINT goes to the handler that was in place (by default: KeyboardInterrupt).
+
+    Example:
+        >>> try:
+        ...     with interrupts_deferred():
+        ...         os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C here
+        ...         print("the block goes on")
+        ... except KeyboardInterrupt:
+        ...     print("then the interrupt")
+        the block goes on
+        then the interrupt
+    """
+    global _deferring
+    if threading.current_thread() is not threading.main_thread() or _deferring or signal.getsignal(signal.SIGINT) is None:
+        yield  # None: a handler not set from Python, which could not be put back
+        return
+    received = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: received.append(frame))
+    _deferring = True
+    try:
+        yield
+    finally:
+        _deferring = False
+        signal.signal(signal.SIGINT, previous)
+        if received:
+            _deliver_sigint(previous, received[0])
+
+
+_deferring = False  # an interrupts_deferred block is running in the main thread
+
+
+def _deliver_sigint(handler, frame) -> None:
+    """Do what `handler` (a signal.signal value) does with a SIGINT."""
+    if callable(handler):
+        handler(signal.SIGINT, frame)
+    elif handler == signal.SIG_DFL:
+        os.kill(os.getpid(), signal.SIGINT)  # the default action, now that it is back in place
 
 
 def this_process() -> dict:

@@ -7,17 +7,22 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
+import traceback
 from pathlib import Path
 
 import optuna
+import pytest
+import sqlalchemy
 from optuna.trial import TrialState
 
 import study.samplers
-from study.process import TEST_POINT
+from study.process import TEST_POINT, interrupts_deferred
 from study.records import PARAM
 from study.recovery import FAIL_REASON, OWNER, _start_ticks, fail_dead_trials, interruption_note, is_abandoned, this_process
 from study.run import main
+from study.storage import open_storage
 
 REPO = str(Path(__file__).resolve().parents[1])
 NAME = "synthetic-vgg16-random"
@@ -225,6 +230,63 @@ def _tensorflow_start_up(line: str) -> bool:
     """TensorFlow's C++ log lines at import (absl), which TF_CPP_MIN_LOG_LEVEL does not silence."""
     return line.startswith("WARNING: All log messages before absl::InitializeLog()") or (
         len(line) > 5 and line[0] in "IWEF" and line[1:5].isdigit() and line[5] == " ")
+
+
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage")
+@pytest.mark.parametrize("statement", ["SELECT", "INSERT INTO trial_intermediate_values"])
+def test_ctrl_c_inside_a_storage_call_takes_effect_when_the_call_ends(tmp_path, statement):
+    # Ctrl-C in the middle of a read used to leave its SELECT half-read on the pooled connection:
+    # once another process wrote, marking the trial FAIL failed with "database is locked".
+    url = f"sqlite:///{tmp_path}/studies.db"
+    storage = open_storage(url)
+    study = optuna.create_study(storage=storage, study_name="s")
+    trial = study.ask()
+    armed = [True]
+
+    def ctrl_c_in_the_middle(connection, cursor, sql, *rest):
+        if armed[0] and sql.lstrip().startswith(statement) and "trial" in sql:
+            armed[0] = False
+            os.kill(os.getpid(), signal.SIGINT)
+
+    sqlalchemy.event.listen(storage.engine, "after_cursor_execute", ctrl_c_in_the_middle)
+    with pytest.raises(KeyboardInterrupt) as interrupted:  # kept alive, as Optuna keeps it while it tells
+        study.trials if statement == "SELECT" else trial.report(0.5, step=0)
+    assert not armed[0]
+    raised_in = traceback.extract_tb(interrupted.tb)[-1].filename
+    assert raised_in.endswith(os.path.join("study", "process.py")), f"raised inside the call, in {raised_in}"
+    optuna.load_study(study_name="s", storage=open_storage(url)).set_user_attr("other", "process")
+    study.tell(trial, state=TrialState.FAIL)
+    stored = _trials(tmp_path, "s")[0]
+    assert stored.state == TrialState.FAIL
+    assert stored.intermediate_values == ({} if statement == "SELECT" else {0: 0.5})  # the report was whole
+
+
+def test_a_deferred_ctrl_c_reaches_the_handler_in_place_once_after_the_outer_block():
+    received, thread_errors = [], []
+
+    def block_in_another_thread():  # signals are the main thread's: nothing to defer, nothing to fail
+        try:
+            with interrupts_deferred():
+                pass
+        except Exception as error:
+            thread_errors.append(error)
+
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
+    try:
+        with interrupts_deferred():
+            with interrupts_deferred():
+                os.kill(os.getpid(), signal.SIGINT)
+            assert received == []
+            thread = threading.Thread(target=block_in_another_thread)
+            thread.start()
+            thread.join()
+            assert received == [] and thread_errors == []
+        assert received == [signal.SIGINT]
+        with interrupts_deferred():
+            pass
+        assert received == [signal.SIGINT]  # nothing pending is left behind
+    finally:
+        assert signal.signal(signal.SIGINT, previous) is not None  # ours was put back after each block
 
 
 def test_the_resume_line_does_not_show_the_storage_password():
