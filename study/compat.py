@@ -16,6 +16,8 @@ import types
 
 import optuna
 
+from study.process import interrupts_deferred
+
 # Major.minor versions whose internals the functions below were checked against.
 CHECKED_AGAINST = {"keras": "3.15", "optuna": "5.0"}
 
@@ -133,12 +135,13 @@ class SkipOneReplicaAllReduce:
 # SQLite connection, and every later BEGIN IMMEDIATE on it fails at once with "database is locked",
 # so the interrupted trial could not be marked FAIL. Every RDBStorage method is therefore run with
 # Ctrl-C deferred to its end. The private methods are included because Optuna's cached storage
-# calls them (`_get_trials`, `_create_new_trial`, ...) on the RDBStorage it wraps.
+# calls them (`_get_trials`, `_create_new_trial`, ...) on the RDBStorage it wraps. `__init__` and
+# `__setstate__` are left as they are: they run only while a storage is opened.
 
 
 def _whole_calls(storage_class):
-    """Run every method `RDBStorage` defines, as `storage_class` has it, with Ctrl-C deferred to its end."""
-    from study.process import interrupts_deferred
+    """Run each plain (non-dunder) method that `RDBStorage` defines, as `storage_class` has it, with
+    Ctrl-C deferred to the method's end (`study.process.interrupts_deferred`)."""
 
     def deferred(method):
         @functools.wraps(method)
@@ -189,7 +192,6 @@ class TemplateTrialStorage(optuna.storages.RDBStorage):
         if self._created is not None:
             self._created(frozen)
         return frozen
-
 
 
 # --- Optuna: writing to a trial from a sampler -------------------------------------------------

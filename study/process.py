@@ -9,6 +9,7 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import inspect
 import logging
 import os
 import re
@@ -135,14 +136,17 @@ class _NoInterruptionTraceback(logging.Filter):
 
 @contextlib.contextmanager
 def interrupts_deferred():
-    """Ctrl-C (SIGINT) arriving while the block runs takes effect when it ends, not inside it.
+    """A first Ctrl-C (SIGINT) arriving while the block runs takes effect when it ends, not inside
+    it; a second one takes effect at once.
 
     A KeyboardInterrupt raised in the middle of a database call can leave the connection with a
     half-read result still open (SQLite then refuses every later write with "database is
-    locked"), so the process could not even mark its trial FAIL. Storage calls are milliseconds
-    long: deferring Ctrl-C over them costs nothing. Outside the main thread (where Python never
-    delivers signals) and inside another deferred block the block just runs; after it, a deferred
-    SIGINT goes to the handler that was in place (by default: KeyboardInterrupt).
+    locked"), so the process could not even mark its trial FAIL. Storage calls usually take
+    milliseconds; one that hangs (a busy SQLite file, a stalled network database) is cut short by
+    a second Ctrl-C. The block just runs, deferring nothing, outside the main thread (Python
+    delivers signals to the main thread only), inside another deferred block, and where SIGINT's
+    handler was not set from Python (it could not be put back). After the block, a deferred SIGINT
+    goes to the handler that was in place (by default: KeyboardInterrupt).
 
     Example:
         >>> try:
@@ -155,30 +159,39 @@ def interrupts_deferred():
         then the interrupt
     """
     global _deferring
-    if threading.current_thread() is not threading.main_thread() or _deferring or signal.getsignal(signal.SIGINT) is None:
-        yield  # None: a handler not set from Python, which could not be put back
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    if not in_main_thread or _deferring or signal.getsignal(signal.SIGINT) is None:
+        yield
         return
     received = []
-    previous = signal.signal(signal.SIGINT, lambda signum, frame: received.append(frame))
+
+    def first_waits_second_goes(signum, frame):
+        if received:  # pressed again: the user wants out now
+            signal.signal(signal.SIGINT, previous)
+            _deliver_sigint(previous)
+        received.append(True)  # not the frame: it would keep the call's cursor alive
+
+    previous = signal.signal(signal.SIGINT, first_waits_second_goes)
     _deferring = True
     try:
         yield
     finally:
         _deferring = False
-        signal.signal(signal.SIGINT, previous)
-        if received:
-            _deliver_sigint(previous, received[0])
+        if signal.getsignal(signal.SIGINT) is first_waits_second_goes:
+            signal.signal(signal.SIGINT, previous)
+            if received:
+                _deliver_sigint(previous)
 
 
 _deferring = False  # an interrupts_deferred block is running in the main thread
 
 
-def _deliver_sigint(handler, frame) -> None:
+def _deliver_sigint(handler) -> None:
     """Do what `handler` (a signal.signal value) does with a SIGINT."""
     if callable(handler):
-        handler(signal.SIGINT, frame)
+        handler(signal.SIGINT, inspect.currentframe())
     elif handler == signal.SIG_DFL:
-        os.kill(os.getpid(), signal.SIGINT)  # the default action, now that it is back in place
+        signal.raise_signal(signal.SIGINT)  # the default action, now that it is back in place
 
 
 def this_process() -> dict:

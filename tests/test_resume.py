@@ -264,6 +264,9 @@ def test_ctrl_c_inside_a_storage_call_takes_effect_when_the_call_ends(tmp_path, 
 def test_a_deferred_ctrl_c_reaches_the_handler_in_place_once_after_the_outer_block():
     received, thread_errors = [], []
 
+    def handler(signum, frame):
+        received.append(signum)
+
     def block_in_another_thread():  # signals are the main thread's: nothing to defer, nothing to fail
         try:
             with interrupts_deferred():
@@ -271,7 +274,7 @@ def test_a_deferred_ctrl_c_reaches_the_handler_in_place_once_after_the_outer_blo
         except Exception as error:
             thread_errors.append(error)
 
-    previous = signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
+    previous = signal.signal(signal.SIGINT, handler)
     try:
         with interrupts_deferred():
             with interrupts_deferred():
@@ -281,12 +284,39 @@ def test_a_deferred_ctrl_c_reaches_the_handler_in_place_once_after_the_outer_blo
             thread.start()
             thread.join()
             assert received == [] and thread_errors == []
-        assert received == [signal.SIGINT]
+        assert received == [signal.SIGINT] and signal.getsignal(signal.SIGINT) is handler
         with interrupts_deferred():
             pass
         assert received == [signal.SIGINT]  # nothing pending is left behind
+
+        with pytest.raises(ValueError):  # the block's own error goes on; the Ctrl-C is still delivered
+            with interrupts_deferred():
+                os.kill(os.getpid(), signal.SIGINT)
+                raise ValueError("the call failed")
+        assert received == [signal.SIGINT] * 2 and signal.getsignal(signal.SIGINT) is handler
+
+        with interrupts_deferred():
+            os.kill(os.getpid(), signal.SIGINT)
+            os.kill(os.getpid(), signal.SIGINT)  # pressed again: at once, inside the block
+            assert received == [signal.SIGINT] * 3
+        assert received == [signal.SIGINT] * 3 and signal.getsignal(signal.SIGINT) is handler
+
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        with interrupts_deferred():
+            os.kill(os.getpid(), signal.SIGINT)
+        assert signal.getsignal(signal.SIGINT) == signal.SIG_IGN
     finally:
-        assert signal.signal(signal.SIGINT, previous) is not None  # ours was put back after each block
+        signal.signal(signal.SIGINT, previous)
+
+
+def test_a_deferred_ctrl_c_with_the_default_action_ends_the_process_after_the_block():
+    code = ("import os, signal; from study.process import interrupts_deferred\n"
+            "signal.signal(signal.SIGINT, signal.SIG_DFL)\n"
+            "with interrupts_deferred():\n"
+            "    os.kill(os.getpid(), signal.SIGINT); print('the block goes on', flush=True)\n"
+            "print('not reached')")
+    done = subprocess.run([sys.executable, "-c", code], env=_env(), cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert done.returncode == -signal.SIGINT and done.stdout == "the block goes on\n", done
 
 
 def test_the_resume_line_does_not_show_the_storage_password():
