@@ -136,17 +136,19 @@ class _NoInterruptionTraceback(logging.Filter):
 
 @contextlib.contextmanager
 def interrupts_deferred():
-    """A first Ctrl-C (SIGINT) arriving while the block runs takes effect when it ends, not inside
-    it; a second one takes effect at once.
+    """A first Ctrl-C (SIGINT) arriving while the block runs takes effect when it ends, or at a
+    safe point inside it (`raise_held_interrupt`), never in between; a second one takes effect at once.
 
-    A KeyboardInterrupt raised in the middle of a database call can leave the connection with a
-    half-read result still open (SQLite then refuses every later write with "database is
-    locked"), so the process could not even mark its trial FAIL. Storage calls usually take
-    milliseconds; one that hangs (a busy SQLite file, a stalled network database) is cut short by
-    a second Ctrl-C. The block just runs, deferring nothing, outside the main thread (Python
-    delivers signals to the main thread only), inside another deferred block, and where SIGINT's
-    handler was not set from Python (it could not be put back). After the block, a deferred SIGINT
-    goes to the handler that was in place (by default: KeyboardInterrupt).
+    Python raises KeyboardInterrupt wherever the main thread happens to be. Inside a database call
+    that can leave a half-read result open on the connection (SQLite then refuses every later
+    write with "database is locked", so the trial could not even be marked FAIL); inside Keras's
+    or TensorFlow's Python code it can break a device scope, be swallowed by an `isinstance`
+    check, or, rarely, abort the process. Storage calls usually take milliseconds; training stops
+    at the end of the current batch. A call that hangs (a busy SQLite file, a stalled network
+    database) is cut short by a second Ctrl-C. The block just runs, holding nothing back, outside
+    the main thread (Python delivers signals to the main thread only), inside another deferred
+    block, and where SIGINT's handler was not set from Python (it could not be put back). A
+    held-back SIGINT goes to the handler that was in place (by default: KeyboardInterrupt).
 
     Example:
         >>> try:
@@ -158,40 +160,62 @@ def interrupts_deferred():
         the block goes on
         then the interrupt
     """
-    global _deferring
+    global _held
     in_main_thread = threading.current_thread() is threading.main_thread()
-    if not in_main_thread or _deferring or signal.getsignal(signal.SIGINT) is None:
+    if not in_main_thread or _held is not None or signal.getsignal(signal.SIGINT) is None:
         yield
         return
-    received = []
-
-    def first_waits_second_goes(signum, frame):
-        if received:  # pressed again: the user wants out now
-            signal.signal(signal.SIGINT, previous)
-            _deliver_sigint(previous)
-        received.append(True)  # not the frame: it would keep the call's cursor alive
-
-    previous = signal.signal(signal.SIGINT, first_waits_second_goes)
-    _deferring = True
+    held = _held = _HeldInterrupt(previous=signal.getsignal(signal.SIGINT))
+    signal.signal(signal.SIGINT, held.receive)
     try:
         yield
     finally:
-        _deferring = False
-        if signal.getsignal(signal.SIGINT) is first_waits_second_goes:
-            signal.signal(signal.SIGINT, previous)
-            if received:
-                _deliver_sigint(previous)
+        _held = None
+        if signal.getsignal(signal.SIGINT) == held.receive:
+            signal.signal(signal.SIGINT, held.previous)
+            held.deliver()
 
 
-_deferring = False  # an interrupts_deferred block is running in the main thread
+def raise_held_interrupt() -> None:
+    """A safe point inside an `interrupts_deferred` block: a Ctrl-C held back so far takes effect
+    here (also from a worker thread, such as Keras's callback pool, where KeyboardInterrupt is
+    raised for the caller to pass on).
+
+    Example:
+        >>> with interrupts_deferred():
+        ...     raise_held_interrupt()  # nothing pressed: returns
+    """
+    held = _held
+    if held is not None and (callable(held.previous) or threading.current_thread() is threading.main_thread()):
+        held.deliver()  # a Python handler can be called from any thread; SIG_DFL is restored by the block
 
 
-def _deliver_sigint(handler) -> None:
-    """Do what `handler` (a signal.signal value) does with a SIGINT."""
-    if callable(handler):
-        handler(signal.SIGINT, inspect.currentframe())
-    elif handler == signal.SIG_DFL:
-        signal.raise_signal(signal.SIGINT)  # the default action, now that it is back in place
+class _HeldInterrupt:
+    """The Ctrl-C state of the running `interrupts_deferred` block."""
+
+    def __init__(self, previous):
+        self.previous = previous  # the SIGINT handler in place before the block
+        self.pressed = False
+
+    def receive(self, signum, frame) -> None:
+        if self.pressed:  # pressed again: the user wants out now
+            signal.signal(signal.SIGINT, self.previous)
+            self.deliver()
+        self.pressed = True  # not the frame: it would keep alive what the call was reading
+
+    def deliver(self) -> None:
+        """Do what the previous handler does with a SIGINT, once, if one was held back."""
+        if not self.pressed:
+            return
+        self.pressed = False
+        if callable(self.previous):
+            self.previous(signal.SIGINT, inspect.currentframe())
+        elif self.previous == signal.SIG_DFL:
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
+            signal.raise_signal(signal.SIGINT)
+
+
+_held: _HeldInterrupt | None = None  # the running interrupts_deferred block of the main thread
 
 
 def this_process() -> dict:

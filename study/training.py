@@ -15,6 +15,7 @@ from study.cache import Cut, PrefixCache, find_cut, fresh_backbone
 from study.candidates import all_layers
 from study.compat import SkipOneReplicaAllReduce, adam_slots
 from study.config import StudyConfig
+from study.process import interrupts_deferred, raise_held_interrupt
 from study.records import rounded
 from study.strategies import Candidate
 
@@ -212,15 +213,17 @@ def fine_tune(
     batch_size = batch_size or config.batch_size
     monitor = "val_accuracy" if validation is not None else "accuracy"
     train_labels, = train.take([train.labels])
-    history = fitted.fit(
-        batches(inputs, train_labels, batch_size, shuffle_seed=seed),
-        epochs=config.epochs,
-        shuffle=False,  # `batches` shuffles, seeded, so plain and cached trials see the same order
-        validation_data=None if validation is None else batches(
-            validation_inputs, *validation.take([validation.labels]), max(batch_size, 32)),
-        verbose=0,
-        callbacks=[keras.callbacks.ReduceLROnPlateau(monitor=monitor), *callbacks, EpochProgress()],
-    )
+    with interrupts_deferred():  # Ctrl-C stops the fit at a batch end (CtrlCAtBatchEnd), not inside Keras
+        history = fitted.fit(
+            batches(inputs, train_labels, batch_size, shuffle_seed=seed),
+            epochs=config.epochs,
+            shuffle=False,  # `batches` shuffles, seeded, so plain and cached trials see the same order
+            validation_data=None if validation is None else batches(
+                validation_inputs, *validation.take([validation.labels]), max(batch_size, 32)),
+            verbose=0,
+            callbacks=[keras.callbacks.ReduceLROnPlateau(monitor=monitor), *callbacks, EpochProgress(),
+                       CtrlCAtBatchEnd()],
+        )
     if fitted is not trained:
         _copy_state(fitted, trained)  # the caller's model holds what was trained
     return TrainingResult(
@@ -305,6 +308,28 @@ def _model_from_cut(cut: Cut, model: keras.Model) -> keras.Model:
     if cut.suffix is not None:
         features = cut.suffix(features, training=False)
     return keras.Model(inputs, apply_head(head_layers(model), features), name="finetune_from_cache")
+
+
+class CtrlCAtBatchEnd(keras.callbacks.Callback):
+    """Inside `interrupts_deferred`, a Ctrl-C stops the fit at the end of the current batch.
+
+    Raised from a callback, the KeyboardInterrupt leaves Keras the way a pruned trial does; raised
+    wherever Python happened to be, it could break a TensorFlow device scope or be swallowed.
+    `async_safe`: Keras keeps running batch-end callbacks in its thread pool, without waiting
+    for each batch's metrics; the interrupt comes back to the fit from there a batch later.
+
+    Example:
+        >>> with interrupts_deferred():  # doctest: +SKIP
+        ...     model.fit(x, y, callbacks=[CtrlCAtBatchEnd()])
+    """
+
+    async_safe = True
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        raise_held_interrupt()
+
+    def on_test_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        raise_held_interrupt()
 
 
 class EpochProgress(keras.callbacks.Callback):

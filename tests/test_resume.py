@@ -319,6 +319,31 @@ def test_a_deferred_ctrl_c_with_the_default_action_ends_the_process_after_the_bl
     assert done.returncode == -signal.SIGINT and done.stdout == "the block goes on\n", done
 
 
+def test_ctrl_c_in_a_fit_stops_it_at_a_batch_end_from_the_callback():
+    import keras
+    import numpy as np
+
+    from study.training import CtrlCAtBatchEnd
+
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation="softmax")])
+    model.compile("adam", "sparse_categorical_crossentropy")
+    batches_seen = []
+
+    class CtrlCAtBatch3(keras.callbacks.Callback):
+        def on_train_batch_begin(self, batch, logs=None):
+            batches_seen.append(batch)
+            if batch == 3:
+                os.kill(os.getpid(), signal.SIGINT)
+
+    data = np.zeros((64, 4), "float32"), np.zeros(64, "int64")
+    with pytest.raises(KeyboardInterrupt) as interrupted:
+        with interrupts_deferred():
+            model.fit(*data, batch_size=4, epochs=3, verbose=0, callbacks=[CtrlCAtBatch3(), CtrlCAtBatchEnd()])
+    assert batches_seen[:4] == [0, 1, 2, 3] and len(batches_seen) <= 6  # stopped a batch or two later
+    frames = [frame.name for frame in traceback.extract_tb(interrupted.tb)]
+    assert "raise_held_interrupt" in frames, frames  # raised at the batch end, not where Python was
+
+
 def test_the_resume_line_does_not_show_the_storage_password():
     note = interruption_note(None, ["--storage", "postgresql+psycopg://study:s3cret@db-host/studies", "--epochs", "3"])
     assert "s3cret" not in note
