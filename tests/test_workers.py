@@ -8,7 +8,7 @@ import uuid
 
 import optuna
 import pytest
-from browser import postgres_url
+from browser import ci_requires_everything, postgres_url
 from optuna.trial import TrialState
 
 from study.records import PARAM
@@ -68,7 +68,7 @@ def test_workers_never_train_the_same_grid_candidate(storage_url):
 def test_two_worker_processes_run_one_study_end_to_end(tmp_path, tiny_args, capsys):
     # The shared server of many machines when there is one (always in CI), else local SQLite; the
     # claiming test above covers both storages with real processes. One run: it costs a minute.
-    has_server = os.environ.get("STUDY_TEST_POSTGRES_URL") or os.environ.get("CI") == "true"
+    has_server = os.environ.get("STUDY_TEST_POSTGRES_URL") or ci_requires_everything()
     storage_url = postgres_url() if has_server else f"sqlite:///{tmp_path}/studies.db"
     name = f"workers-{uuid.uuid4().hex[:8]}"
     args = tiny_args("--workers", "2", "--epochs", "1", "--strategy", "random", "--random-draws", "4",
