@@ -333,11 +333,18 @@ def _weights_problem(config: StudyConfig, error: Exception) -> str:
 
 
 def keras_cache() -> str:
-    """Where `keras.applications` keeps downloaded weights: $KERAS_HOME/models, by default ~/.keras/models.
+    """Where `keras.applications` keeps downloaded weights, by Keras's own rule: $KERAS_HOME/models, else
+    ~/.keras/models; /tmp/.keras/models where that folder is not writable.
 
     Example:
         >>> keras_cache().endswith("models")
         True
     """
-    home = os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
+    if "KERAS_HOME" in os.environ:
+        home = os.environ["KERAS_HOME"]
+    else:
+        base = os.path.expanduser("~")
+        home = os.path.join(base if os.access(base, os.W_OK) else "/tmp", ".keras")
+    if not os.access(os.path.expanduser(home), os.W_OK):  # keras.utils.get_file falls back the same way
+        home = os.path.join("/tmp", ".keras")
     return os.path.join(home, "models")

@@ -195,7 +195,7 @@ def tfds_problem(name: str, error: BaseException) -> str:
     if missing is not None:
         package = missing.name.split(".")[0]
         return f"tensorflow-datasets needs the Python package {package} to load {name!r}: pip install {package}"
-    from tensorflow_datasets.core import DatasetNotFoundError
+    from tensorflow_datasets.core import DatasetNotFoundError, constants
     from tensorflow_datasets.core.download.download_manager import NonMatchingChecksumError
 
     if any(isinstance(e, DatasetNotFoundError) for e in causes(error)):
@@ -209,7 +209,7 @@ def tfds_problem(name: str, error: BaseException) -> str:
         )
         return (
             f"could not download {name!r} through tensorflow-datasets ({reason}): no network, or the host is "
-            f"unreachable from here; {offline}, or copy a prepared ~/tensorflow_datasets/{name} from another machine"
+            f"unreachable from here; {offline}, or copy a prepared {Path(constants.DATA_DIR) / name} from another machine"
         )
     if any(isinstance(e, NonMatchingChecksumError) for e in causes(error)):
         url = re.match(r"Artifact (\S+), downloaded", str(error))  # tfds's message names the URL

@@ -11,6 +11,7 @@ import dataclasses
 import http.server
 import io
 import re
+import shutil
 import socket
 import sys
 import tarfile
@@ -192,7 +193,8 @@ def test_without_network_the_default_dataset_says_so_and_how_to_go_on(offline, t
     err = capsys.readouterr().err  # tfds's progress bars, then the error
     assert [line for line in err.splitlines() if line.startswith("error:")] == [err.strip().splitlines()[-1]], err
     assert "Traceback" not in err
-    assert "download.tensorflow.org" in err and "no network" in err and "--data-dir" in err and "flower_photos" in err
+    assert "download.tensorflow.org" in err and "no network" in err and "--data-dir flower_photos" in err
+    assert str(tfds_home / "tf_flowers") in err  # where a prepared copy from another machine goes
     assert offline and set(offline) == {"download.tensorflow.org"}
 
 
@@ -221,6 +223,12 @@ def test_an_extracted_flower_photos_folder_works_as_data_dir(tmp_path):
 
 # ---------------------------------------------------------------------------------------------
 # --weights imagenet: keras.applications' download into Keras's cache
+
+
+@pytest.fixture(scope="module")
+def imagenet(tmp_path_factory) -> tuple[Path, np.ndarray]:
+    """`imagenet_file`, made once for the tests below (each copies it where it needs it)."""
+    return imagenet_file(tmp_path_factory.mktemp("weights"))
 
 
 def imagenet_file(folder: Path) -> tuple[Path, np.ndarray]:
@@ -256,11 +264,13 @@ def built_backbones(monkeypatch):
 
 
 def test_imagenet_weights_download_into_the_keras_cache_and_load(
-    server, offline, keras_home, built_backbones, monkeypatch, tmp_path
+    server, offline, keras_home, built_backbones, imagenet, monkeypatch, tmp_path
 ):
     from keras.src.applications import mobilenet_v2
 
-    served, kernel = imagenet_file(server.root)
+    made, kernel = imagenet
+    served = server.root / made.name
+    shutil.copy(made, served)
     monkeypatch.setattr(mobilenet_v2, "BASE_WEIGHT_PATH", server.url)  # Keras checks no hash for this file
     storage = f"sqlite:///{tmp_path}/studies.db"
     code = main(["--dataset", "synthetic", "--synthetic-size", "40", "--synthetic-classes", "2", "--weights", "imagenet",
@@ -274,12 +284,12 @@ def test_imagenet_weights_download_into_the_keras_cache_and_load(
         np.testing.assert_array_equal(model.get_layer("Conv1").get_weights()[0], kernel)
 
 
-def test_a_weights_file_in_the_keras_cache_or_given_as_a_path_needs_no_network(offline, keras_home, tmp_path):
-    cached, kernel = imagenet_file(tmp_path)
-    config = StudyConfig(weights=str(cached), image_size=32).validate()
+def test_a_weights_file_in_the_keras_cache_or_given_as_a_path_needs_no_network(offline, keras_home, imagenet):
+    made, kernel = imagenet
+    config = StudyConfig(weights=str(made), image_size=32).validate()
     np.testing.assert_array_equal(build_backbone(config).get_layer("Conv1").get_weights()[0], kernel)
     (keras_home / "models").mkdir()
-    cached.rename(keras_home / "models" / cached.name)
+    shutil.copy(made, keras_home / "models" / made.name)
     model = build_backbone(StudyConfig(weights="imagenet", image_size=32).validate())
     np.testing.assert_array_equal(model.get_layer("Conv1").get_weights()[0], kernel)
     assert offline == []
