@@ -11,12 +11,14 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
+import re
 from typing import Callable
 
 import keras
 import numpy as np
 
 from study.config import DEFAULT_DELIMITERS, StudyConfig
+from study.data import first_line, network_failure
 from study.errors import StudyError
 from study.models import input_channels, load_model_file, normalise, scales_inside
 
@@ -309,18 +311,40 @@ def _file_facts(path: str, image_size: int, features_layer: str | None, mtime: f
 
 def _weights_problem(config: StudyConfig, error: Exception) -> str:
     if config.weights == "imagenet":
+        offline = network_failure(error)
+        fetch = re.match(r"URL fetch failure on (\S+): ", str(error))  # keras.utils.get_file's message names the URL
+        if offline is not None and fetch:
+            url = fetch.group(1)
+            return (
+                f"cannot download the ImageNet weights of {config.model} from {url} ({first_line(offline)}): no network, "
+                f"or the host is unreachable from here; download that file elsewhere and pass --weights PATH, or put it "
+                f"in Keras's cache {keras_cache()}"
+            )
         return (
-            f"cannot build {config.model} with ImageNet weights ({_first_line(error)}); "
+            f"cannot build {config.model} with ImageNet weights ({first_line(error)}); "
             "offline, download the no-top weights file elsewhere and pass --weights PATH"
         )
     if config.weights != "none":
         return (
             f"--weights {config.weights} does not fit {config.model_label} at "
-            f"{config.image_size} px ({_first_line(error)}); give that model's no-top weights file"
+            f"{config.image_size} px ({first_line(error)}); give that model's no-top weights file"
         )
-    return f"cannot build {config.model} at {config.image_size} px ({_first_line(error)})"
+    return f"cannot build {config.model} at {config.image_size} px ({first_line(error)})"
 
 
-def _first_line(error: Exception) -> str:
-    text = str(error).strip()
-    return (text.splitlines()[0] if text else type(error).__name__)[:200]
+def keras_cache() -> str:
+    """Where `keras.applications` keeps downloaded weights, by Keras's own rule: $KERAS_HOME/models, else
+    ~/.keras/models; /tmp/.keras/models where that folder is not writable.
+
+    Example:
+        >>> keras_cache().endswith("models")
+        True
+    """
+    if "KERAS_HOME" in os.environ:
+        home = os.environ["KERAS_HOME"]
+    else:
+        base = os.path.expanduser("~")
+        home = os.path.join(base if os.access(base, os.W_OK) else "/tmp", ".keras")
+    if not os.access(os.path.expanduser(home), os.W_OK):  # keras.utils.get_file falls back the same way
+        home = os.path.join("/tmp", ".keras")
+    return os.path.join(home, "models")

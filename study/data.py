@@ -20,6 +20,8 @@ from study.synthetic import synthetic_images
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif"}
 SPLIT_NAMES = ("search_train", "search_val", "pool", "test")
+# The archive tensorflow-datasets' tf_flowers builder downloads (about 218 MB): extracted, a --data-dir.
+FLOWER_PHOTOS_URL = "http://download.tensorflow.org/example_images/flower_photos.tgz"
 
 
 @dataclasses.dataclass
@@ -157,17 +159,18 @@ def load_image_folder(data_dir: str, image_size: int) -> tuple[np.ndarray, np.nd
 
 
 def load_tfds(name: str, image_size: int) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """All images of a tensorflow-datasets image classification set (downloaded on first use)."""
-    import tensorflow_datasets as tfds
+    """All images of a tensorflow-datasets image classification set (downloaded on first use).
 
+    The first use downloads and prepares the set in tensorflow-datasets' data dir
+    (~/tensorflow_datasets, or $TFDS_DATA_DIR); later uses read it from there. A failure says
+    what failed (`tfds_problem`).
+    """
     try:
+        import tensorflow_datasets as tfds
+
         dataset, info = tfds.load(name, split="all", as_supervised=True, with_info=True)
-    except Exception as error:  # tfds raises many types: no network, unknown name, bad cache
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise StudyError(
-            f"could not load {name!r} through tensorflow-datasets ({reason}); without internet, "
-            "pass an extracted copy as --data-dir DIR (one sub-folder of images per class)"
-        ) from None
+    except Exception as error:  # tfds raises many types: no network, unknown name, bad cache, missing package
+        raise StudyError(tfds_problem(name, error)) from None
     class_names = list(info.features["label"].names)
     images, labels = [], []
     for image, label in dataset.as_numpy_iterator():
@@ -176,6 +179,107 @@ def load_tfds(name: str, image_size: int) -> tuple[np.ndarray, np.ndarray, list[
         images.append(_resize(image, image_size))
         labels.append(int(label))
     return np.stack(images), np.asarray(labels, dtype=np.int64), class_names
+
+
+def tfds_problem(name: str, error: BaseException) -> str:
+    """The one-line message for tensorflow-datasets failing to load `name`: what failed and what to do.
+
+    A missing Python package, an unknown name, no network (with the offline route), a download
+    that does not match its checksum, or else tfds's own first line.
+
+    Example:
+        >>> tfds_problem("tf_flowers", ModuleNotFoundError("No module named 'x'", name="x"))
+        "tensorflow-datasets needs the Python package x to load 'tf_flowers': pip install x"
+    """
+    missing = next((e for e in causes(error) if isinstance(e, ImportError) and e.name), None)
+    if missing is not None:
+        package = missing.name.split(".")[0]
+        return f"tensorflow-datasets needs the Python package {package} to load {name!r}: pip install {package}"
+    from tensorflow_datasets.core import DatasetNotFoundError, constants
+    from tensorflow_datasets.core.download.download_manager import NonMatchingChecksumError
+
+    if any(isinstance(e, DatasetNotFoundError) for e in causes(error)):
+        return f"tensorflow-datasets has no data set {name!r}{_close_names(name)}; see https://www.tensorflow.org/datasets/catalog"
+    reason = first_line(error)
+    if network_failure(error):
+        reason = first_line(network_failure(error))
+        offline = (
+            f"download {FLOWER_PHOTOS_URL} elsewhere, extract it and pass --data-dir flower_photos"
+            if name == "tf_flowers" else "pass an extracted copy as --data-dir DIR (one sub-folder of images per class)"
+        )
+        return (
+            f"could not download {name!r} through tensorflow-datasets ({reason}): no network, or the host is "
+            f"unreachable from here; {offline}, or copy a prepared {Path(constants.DATA_DIR) / name} from another machine"
+        )
+    if any(isinstance(e, NonMatchingChecksumError) for e in causes(error)):
+        url = re.match(r"Artifact (\S+), downloaded", str(error))  # tfds's message names the URL
+        source = url.group(1) if url else "its source"
+        return (
+            f"could not prepare {name!r}: the file downloaded from {source} does not have the size and sha256 "
+            "tensorflow-datasets expects (a cut-off or changed download); run again, or pass an extracted copy as --data-dir DIR"
+        )
+    return (
+        f"could not load {name!r} through tensorflow-datasets ({reason}); without internet, "
+        "pass an extracted copy as --data-dir DIR (one sub-folder of images per class)"
+    )
+
+
+def causes(error: BaseException) -> list[BaseException]:
+    """`error` and the exceptions it was raised from or while handling, outermost first.
+
+    Example:
+        >>> try:
+        ...     try:
+        ...         raise KeyError("inner")
+        ...     except KeyError as inner:
+        ...         raise ValueError("outer") from inner
+        ... except ValueError as outer:
+        ...     [type(e).__name__ for e in causes(outer)]
+        ['ValueError', 'KeyError']
+    """
+    chain: list[BaseException] = []
+    while error is not None and not any(error is seen for seen in chain):
+        chain.append(error)
+        error = error.__cause__ or error.__context__
+    return chain
+
+
+def network_failure(error: BaseException) -> BaseException | None:
+    """The innermost cause of `error` that is a failed connection (no network, name lookup failed, host
+    unreachable, timeout), or None: not one (a server that answered with an error is not).
+
+    Example:
+        >>> import socket
+        >>> network_failure(socket.gaierror(-2, "Name or service not known")), network_failure(ValueError("x"))
+        (gaierror(-2, 'Name or service not known'), None)
+    """
+    import socket
+    import urllib.error
+
+    kinds = (ConnectionError, TimeoutError, socket.gaierror, urllib.error.URLError)
+    found = [e for e in causes(error) if isinstance(e, kinds) and not isinstance(e, urllib.error.HTTPError)]
+    return found[-1] if found else None
+
+
+def first_line(error: BaseException, limit: int = 200) -> str:
+    """The first line of an exception's message (its type name when it has none), at most `limit` characters.
+
+    Example:
+        >>> first_line(ValueError("bad value\\nmore detail")), first_line(KeyError())
+        ('bad value', 'KeyError')
+    """
+    text = str(error).strip()
+    return (text.splitlines()[0] if text else type(error).__name__)[:limit]
+
+
+def _close_names(name: str) -> str:
+    """' (did you mean a, b?)' for the tfds names closest to `name`, or ''."""
+    import difflib
+
+    import tensorflow_datasets as tfds
+
+    close = difflib.get_close_matches(name, tfds.list_builders(with_community_datasets=False), n=3)
+    return f" (did you mean {', '.join(close)}?)" if close else ""
 
 
 def stratified_split(
