@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from study.config import StudyConfig
+from study.config import StudyConfig, images_fit
 from study.errors import StudyError
 from study.synthetic import synthetic_images
 
@@ -147,6 +147,7 @@ def load_image_folder(data_dir: str, image_size: int) -> tuple[np.ndarray, np.nd
         )
     class_names = list(files)
     total = sum(len(paths) for paths in files.values())
+    images_fit(total, image_size, f"--data-dir {data_dir}")  # before the first image is read
     images = np.empty((total, image_size, image_size, 3), dtype=np.uint8)
     labels = np.empty(total, dtype=np.int64)
     position = 0

@@ -1,4 +1,7 @@
-"""The one exception type the command line turns into a one-line error."""
+"""The one exception type the command line turns into a one-line error, and the argument parser
+whose errors are that exception (`python -m study.run` and `python -m study.report` share it)."""
+
+import argparse
 
 
 class StudyError(Exception):
@@ -11,3 +14,19 @@ class StudyError(Exception):
         Traceback (most recent call last):
         study.errors.StudyError: --epochs must be at least 1 (got 0)
     """
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """An ArgumentParser whose bad arguments raise StudyError (one `error:` line, exit 2, from the
+    caller's handler) instead of printing the usage block and exiting.
+
+    Example:
+        >>> parser = OneLineParser(prog="demo")
+        >>> _ = parser.add_argument("--format", choices=("html", "csv"))
+        >>> parser.parse_args(["--format", "pdf"])  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        study.errors.StudyError: argument --format: invalid choice: 'pdf' (choose from ...) (see --help)
+    """
+
+    def error(self, message: str) -> None:
+        raise StudyError(f"{message} (see --help)")

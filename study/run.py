@@ -14,8 +14,8 @@ from study.process import quiet_tensorflow
 
 quiet_tensorflow()  # before anything imports TensorFlow
 
-from study.config import StudyConfig  # noqa: E402
-from study.errors import StudyError  # noqa: E402
+from study.config import StudyConfig, bounds_text, class_names, flag_of  # noqa: E402
+from study.errors import OneLineParser, StudyError  # noqa: E402
 from study.process import EXIT_BAD_INPUT, EXIT_INTERRUPTED, import_tensorflow, quiet_libraries  # noqa: E402
 
 DESCRIPTION = """\
@@ -37,11 +37,6 @@ afterwards (the run ends with these commands for its storage):
 """
 
 
-class _OneLineParser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:
-        raise StudyError(f"{message} (see --help)")
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser, one flag per StudyConfig field (its help, default and choices).
 
@@ -49,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
         >>> "--search-train-fraction" in build_parser().format_help()
         True
     """
-    parser = _OneLineParser(
+    parser = OneLineParser(
         prog="python -m study.run",
         description=DESCRIPTION,
         epilog=EXAMPLES,
@@ -57,8 +52,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     for field in dataclasses.fields(StudyConfig):
         meta = field.metadata
-        flag = meta.get("flag") or "--" + field.name.replace("_", "-")
+        flag = flag_of(field)
         help_text = meta["help"]
+        if bounds_text(field):  # what validate accepts, before the default; the error says why a larger value is refused
+            words, default_words = help_text.split(" (default:", 1) if "(default:" in help_text else (help_text, None)
+            help_text = f"{words} ({bounds_text(field)})" + (f" (default:{default_words}" if default_words else "")
         if "(default:" not in help_text:  # some say their default in words
             # A switch is off unless given (--no-prefix-cache switches the cache off).
             shown = "off" if isinstance(field.default, bool) else "none" if field.default is None else field.default
@@ -82,9 +80,7 @@ def parse_args(argv: list[str] | None = None) -> StudyConfig:
         3
     """
     args = vars(build_parser().parse_args(argv))
-    if args["delimiters"] is not None:
-        args["delimiters"] = tuple(n.strip() for n in args["delimiters"].split(",") if n.strip())
-    return StudyConfig(**args).validate()
+    return StudyConfig(**{**args, "delimiters": class_names(args["delimiters"])}).validate()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -124,9 +124,27 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
         if not _writable(path):
             raise StudyError(f"--storage {masked(url)}: {path} is not writable; choose another path")
     checkpoint("open-storage")
-    return _rdb_storage(
-        url, heartbeat_interval=HEARTBEAT_SECONDS, grace_period=GRACE_SECONDS,
-        new_trial=owned_trial, created=_trial_created,
+    # Heartbeats tell other processes that a trial's owner is alive; no other process can reach an
+    # in-memory database, and Optuna's heartbeat thread would write to it concurrently with the run.
+    alive = {} if process_local(url) else {"heartbeat_interval": HEARTBEAT_SECONDS, "grace_period": GRACE_SECONDS}
+    return _rdb_storage(url, new_trial=owned_trial, created=_trial_created, **alive)
+
+
+def process_local(url: str) -> bool:
+    """Whether the storage at `url` lives inside this process (an in-memory SQLite database), so no
+    other process (a `--workers` process, optuna-dashboard, the report) can reach it.
+
+    Example:
+        >>> process_local("sqlite:///:memory:"), process_local("sqlite://"), process_local("sqlite:///s.db")
+        (True, True, False)
+    """
+    try:
+        parsed = sqlalchemy.engine.make_url(url)
+    except Exception:  # not a URL: check_destinations says so
+        return False
+    database = parsed.database or ""
+    return parsed.get_backend_name() == "sqlite" and (
+        database in ("", ":memory:") or database.startswith("file::memory:") or parsed.query.get("mode") == "memory"
     )
 
 
@@ -209,7 +227,13 @@ def engine_kwargs(url: str) -> dict:
     """
     if not url.startswith("sqlite"):
         return {}
-    return {"connect_args": {"timeout": BUSY_TIMEOUT_SECONDS, "isolation_level": None}}
+    connect = {"timeout": BUSY_TIMEOUT_SECONDS, "isolation_level": None}
+    if process_local(url):
+        # Every connection to ":memory:" is a new, empty database: SQLAlchemy's default pool gives
+        # each thread its own, so a thread other than the one that made the tables found none.
+        # One connection, shared by every thread of the process, is the one database.
+        return {"connect_args": {**connect, "check_same_thread": False}, "poolclass": sqlalchemy.pool.StaticPool}
+    return {"connect_args": connect}
 
 
 def share_between_processes(storage: optuna.storages.RDBStorage) -> None:

@@ -84,6 +84,51 @@ CASES = {
 }
 
 
+# --- issue 18: every number bounded, NaN and infinity refused, in-memory storage with workers -------
+BIG = "100000000000000000000"  # 10**20, an integer argparse accepts (as the issue typed "1e20")
+CASES.update({
+    "huge image size": (lambda tmp: ["--image-size", "100000"], "--image-size must be at most 1024 (got 100000): every image"),
+    "image size 10**20": (lambda tmp: ["--image-size", BIG], f"--image-size must be at most 1024 (got {BIG})"),
+    "image size 1e20 as written": (lambda tmp: ["--image-size", "1e20"], "argument --image-size: invalid int value: '1e20'"),
+    "seed over numpy's range": (lambda tmp: ["--seed", "4294967296"],
+                                "--seed must be at most 4294967295 (got 4294967296): numpy's seed range"),
+    "seed whose repeats leave numpy's range": (lambda tmp: ["--seed", "4294967295", "--repeats", "2"],
+                                               "trains with seeds up to 4294967296, over numpy's seed range"),
+    "batch size 10**20": (lambda tmp: ["--batch-size", BIG], "--batch-size must be at most 4096"),
+    "search repeats 10**20": (lambda tmp: ["--search-repeats", BIG, "--pruner", "race"],
+                              "--search-repeats must be at most 100"),
+    "epochs 10**20": (lambda tmp: ["--epochs", BIG], "--epochs must be at most 10000"),
+    "random draws 10**20": (lambda tmp: ["--random-draws", BIG], "--random-draws must be at most 10000"),
+    "random draws 10**20, random strategy": (lambda tmp: ["--strategy", "random", "--random-draws", BIG],
+                                             "--random-draws must be at most 10000"),
+    "more random draws than sets of layers": (lambda tmp: ["--strategy", "random", "--random-k", "12", "--random-draws", "14"],
+                                              "--random-draws 14 is more than the 13 different sets of 12"),
+    "final repeats 10**20": (lambda tmp: ["--repeats", BIG], "--repeats must be at most 1000"),
+    "synthetic size 10**20": (lambda tmp: ["--synthetic-size", BIG], "--synthetic-size must be at most 1000000"),
+    "synthetic set larger than memory": (lambda tmp: ["--synthetic-size", "1000000", "--image-size", "1024"],
+                                         "1000000 images at --image-size 1024 need about 14.3 TiB of memory"),
+    "cache budget nan": (lambda tmp: ["--cache-budget-gb", "nan"], "--cache-budget-gb must be a finite number (got nan)"),
+    "cache budget inf": (lambda tmp: ["--cache-budget-gb", "inf"], "--cache-budget-gb must be a finite number (got inf)"),
+    "cache budget 1e300": (lambda tmp: ["--cache-budget-gb", "1e300"], "--cache-budget-gb must be at most"),
+    "workers 10**20": (lambda tmp: ["--workers", BIG], "--workers must be at most 64"),
+    "workers on an in-memory storage": (lambda tmp: ["--workers", "2", "--storage", "sqlite:///:memory:"],
+                                        "--workers 2 needs a storage the worker processes can share"),
+    "learning rate nan": (lambda tmp: ["--learning-rate", "nan"], "--learning-rate must be a finite number (got nan)"),
+    "learning rate inf": (lambda tmp: ["--learning-rate", "inf"], "--learning-rate must be a finite number (got inf)"),
+    "race alpha nan": (lambda tmp: ["--race-alpha", "nan"], "--race-alpha must be a finite number (got nan)"),
+    "test fraction nan": (lambda tmp: ["--test-fraction", "nan"], "--test-fraction must be a finite number (got nan)"),
+    "search-train fraction inf": (lambda tmp: ["--search-train-fraction", "inf"], "--search-train-fraction must be a finite"),
+    "search-val fraction -inf": (lambda tmp: ["--search-val-fraction=-inf"], "--search-val-fraction must be a finite"),
+    "test fraction over one": (lambda tmp: ["--test-fraction", "1.5"], "--test-fraction must be between 0 and 1 (got 1.5)"),
+    "n-trials 10**20": (lambda tmp: ["--n-trials", BIG], "--n-trials must be at most 100000"),
+    "window size 10**20": (lambda tmp: ["--window-size", BIG], "--window-size must be at most 10000"),
+    "random k 10**20": (lambda tmp: ["--random-k", BIG], "--random-k must be at most 10000"),
+    "top k 10**20": (lambda tmp: ["--top-k", BIG], "--top-k must be at most 10000"),
+    "pruner warmup 10**20": (lambda tmp: ["--pruner-warmup", BIG], "--pruner-warmup must be at most 10000"),
+    "synthetic classes 10**20": (lambda tmp: ["--synthetic-classes", BIG], "--synthetic-classes must be at most 1000"),
+})
+# --- end of issue 18's block ----------------------------------------------------------------------
+
 def _existing_storage(db):
     """A storage as an earlier run leaves it: WAL mode, a study with records and a finished trial."""
     storage = open_storage(f"sqlite:///{db}")

@@ -97,3 +97,17 @@ def test_unreadable_image_is_named(tmp_path):
     (tmp_path / "a" / "broken.jpg").write_bytes(b"not an image")
     with pytest.raises(StudyError, match="broken.jpg"):
         load_image_folder(str(tmp_path), 32)
+
+
+def test_images_that_cannot_fit_in_memory_are_refused_before_reading(tmp_path, monkeypatch):
+    """The data set's bytes (uint8 and float32 copies) against the machine's memory, before any image is read."""
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        for i in range(4):
+            Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / name / f"{i}.png")
+    monkeypatch.setattr("study.config.memory_bytes", lambda: 1_000_000)  # 1 MB of memory
+    assert load_image_folder(str(tmp_path), 32)[0].shape == (8, 32, 32, 3)  # 8 * 32 * 32 * 3 * 5 bytes: 123 KB
+    with pytest.raises(StudyError, match=r"--data-dir .*: 8 images at --image-size 256 need about 7.5 MiB of memory"):
+        load_image_folder(str(tmp_path), 256)
+    with pytest.raises(StudyError, match="--synthetic-size 250: 250 images at --image-size 224"):
+        StudyConfig(dataset="synthetic").validate()

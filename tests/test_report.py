@@ -387,6 +387,38 @@ def test_an_empty_table_says_why(tmp_path, capsys):
     assert capsys.readouterr().out.startswith("% Table I is empty")
 
 
+
+@pytest.mark.parametrize("args, message", [
+    (["--format", "pdf"], "argument --format: invalid choice: 'pdf'"),
+    (["--bogus"], "unrecognized arguments: --bogus"),
+    (["--study"], "argument --study: expected one argument"),
+])
+def test_bad_arguments_are_one_line_like_the_run_command(tmp_path, capsys, args, message):
+    assert main([*args, "--output", str(tmp_path / "r.html")]) == 2
+    out = capsys.readouterr()
+    lines = out.err.strip().splitlines()
+    assert out.out == "" and len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], out.err
+    assert lines[0].endswith("(see --help)") and not (tmp_path / "r.html").exists()
+
+
+@pytest.mark.parametrize("fmt", ["html", "csv", "latex"])
+@pytest.mark.parametrize("content", ["no study", "a study of another tool", "no finished trial"])
+def test_a_storage_with_nothing_to_report_is_an_error_in_every_format(tmp_path, capsys, fmt, content):
+    url = f"sqlite:///{tmp_path}/s.db"
+    storage = optuna.storages.RDBStorage(url)  # Optuna's tables
+    if content == "a study of another tool":
+        optuna.create_study(study_name="plain", storage=storage).optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=1)
+    if content == "no finished trial":
+        _study(storage, "block", [], finals=None)
+    storage.engine.dispose()
+    assert main(["--storage", url, "--format", fmt, "--output", str(tmp_path / "out")]) == 2
+    out = capsys.readouterr()
+    expected = ("no trial of synthetic-mobilenet_v2-block has finished yet" if content == "no finished trial"
+                else "holds no study made by python -m study.run")
+    lines = out.err.strip().splitlines()
+    assert out.out == "" and len(lines) == 1 and lines[0].startswith(f"error: --storage {url}: {expected}"), out.err
+    assert not (tmp_path / "out").exists()
+
 def _points(fig):
     return sum(len([x for x in trace.x if x is not None]) for trace in fig.data if trace.x is not None)
 

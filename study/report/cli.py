@@ -13,19 +13,19 @@ Example:
 
 from __future__ import annotations
 
-import argparse
 import sys
 
 from study.config import StudyConfig
-from study.errors import StudyError
+from study.errors import OneLineParser, StudyError
 from study.process import EXIT_BAD_INPUT, quiet_libraries
 
 DEFAULT_HTML = "storage/reports/report.html"
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m study.report`: returns the exit code (2 with a one-line error on bad input)."""
-    parser = argparse.ArgumentParser(prog="python -m study.report", description=__doc__.splitlines()[0])
+    """`python -m study.report`: returns the exit code (2 with a one-line error on bad input, on a
+    storage with nothing to report, and on one that cannot be read)."""
+    parser = OneLineParser(prog="python -m study.report", description=__doc__.splitlines()[0])
     parser.add_argument("--storage", default=StudyConfig.storage, help="Optuna storage URL")
     parser.add_argument("--study", action="append", help="a study to include (repeatable; default: all)")
     parser.add_argument("--format", choices=("html", "csv", "latex"), default="html",
@@ -33,16 +33,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", help=f"the file to write ('-': stdout; default: html {DEFAULT_HTML}, "
                                           "csv and latex stdout)")
     parser.add_argument("--figures", metavar="DIR", help="also write every figure to DIR as PNG and SVG")
-    args = parser.parse_args(argv)
-    output = args.output or (DEFAULT_HTML if args.format == "html" else "-")
-    info = sys.stderr if output == "-" else sys.stdout  # stdout may carry the table itself
     try:
+        args = parser.parse_args(argv)
+        output = args.output or (DEFAULT_HTML if args.format == "html" else "-")
+        info = sys.stderr if output == "-" else sys.stdout  # stdout may carry the table itself
         quiet_libraries()
         from study.report.page import build_report, write_text
         from study.report.studies import load_records
-        from study.report.table import empty_reason, table_csv, table_latex
+        from study.report.table import empty_reason, nothing_to_report, table_csv, table_latex
+        from study.storage import masked
 
         records = load_records(args.storage, args.study)
+        if nothing_to_report(records):
+            raise StudyError(f"--storage {masked(args.storage)}: {nothing_to_report(records)}")
         text = {"html": build_report, "csv": table_csv, "latex": table_latex}[args.format](records)
         if output == "-":
             sys.stdout.write(text)
@@ -50,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             print(f"report: {write_text(text, output)}" if args.format == "html" else
                   f"table: {write_text(text, output)}", file=info)
-        if args.format == "csv" and not any(r.final for r in records):
+        if not any(r.final for r in records):  # the same note whatever the format (the page says it too)
             print(f"note: {empty_reason(records)}", file=sys.stderr)
         if args.figures:
             _write_figures(records, args.figures, info)
