@@ -24,7 +24,7 @@ import re
 import sqlite3
 import time
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator
 
 import optuna
 import sqlalchemy
@@ -72,13 +72,15 @@ def masked_args(argv: list[str]) -> list[str]:
     return shown
 
 
-def check_destinations(url: str, artifact_dir: str) -> None:
-    """Refuse, before anything runs or is created, a storage or artifact folder the run could not
-    write: a SQLite file in a folder that cannot be made, a file that is not SQLite, an unknown
-    URL scheme or driver, an artifact folder that is a file. Creates nothing.
+def check_destinations(url: str, artifact_dir: str, files: Iterable[str | Path] = ()) -> None:
+    """Refuse, before anything runs or is created, a storage, artifact folder or output file the
+    run could not write: a SQLite file in a folder that cannot be made, a file that is not SQLite,
+    an unknown URL scheme or driver, an artifact folder that is a file, an output file (`files`:
+    the final model and its .json, study.export.output_files) that is a folder or whose folder is
+    a file. Creates nothing.
 
     Example:
-        >>> check_destinations("sqlite:///storage/studies.db", "storage/artifacts")
+        >>> check_destinations("sqlite:///storage/studies.db", "storage/artifacts", ["storage/models/a.keras"])
         >>> check_destinations("nosuchdb://host/db", "storage/artifacts")
         Traceback (most recent call last):
         study.errors.StudyError: --storage nosuchdb://host/db: cannot open it (Can't load plugin: sqlalchemy.dialects:nosuchdb)
@@ -106,6 +108,20 @@ def check_destinations(url: str, artifact_dir: str) -> None:
     problem = _cannot_create(folder)
     if problem:
         raise StudyError(f"--artifact-dir {artifact_dir}: cannot write there ({problem}); choose another folder")
+    for file in map(Path, files):
+        problem = _cannot_write_file(file)
+        if problem:
+            raise StudyError(f"--artifact-dir {artifact_dir}: cannot write {file}, where the run saves its final "
+                             f"model ({problem}); move that away or choose another --artifact-dir")
+
+
+def _cannot_write_file(path: Path) -> str | None:
+    """Why the file `path` (existing or not) cannot be written, None if it can; creates nothing."""
+    if path.is_dir():
+        return "it is a folder"
+    if path.exists():
+        return None if os.access(path, os.W_OK) else "it is not writable"
+    return _cannot_create(path.parent)
 
 
 def open_storage(url: str) -> optuna.storages.BaseStorage:
