@@ -168,7 +168,10 @@ def open_existing_storage(url: str, missing_ok: bool = False) -> optuna.storages
         if missing_ok:
             return None
         raise StudyError(f"--storage {masked(url)}: holds no Optuna studies; run `python -m study.run` first")
-    return _rdb_storage(url, skip_table_creation=True)
+    try:  # a SQLite file read-only, neither switched to WAL nor locked for writing (see read_only_engine_kwargs)
+        return TemplateTrialStorage(url, engine_kwargs=read_only_engine_kwargs(url), skip_table_creation=True)
+    except Exception as error:  # SQLAlchemy, drivers and Optuna raise many types here
+        raise StudyError(f"--storage {masked(url)}: cannot open it ({_first_line(error, url)})") from None
 
 
 @contextlib.contextmanager
@@ -228,6 +231,36 @@ def engine_kwargs(url: str) -> dict:
     return {"connect_args": {"timeout": BUSY_TIMEOUT_SECONDS, "isolation_level": None}}
 
 
+def read_only_engine_kwargs(url: str) -> dict:
+    """Engine arguments that read a SQLite file without changing it (other URLs: `engine_kwargs`).
+
+    The file is opened read-only: no WAL switch, no write, and no -wal or -shm file made beside
+    it. While another connection has it open (a -wal or -journal file is there) it is read under
+    that writer's locks (`mode=ro`), so a report during a run sees its latest commits; else
+    `immutable=1`, which makes no files (`mode=ro` on a WAL file would make -wal and -shm and,
+    read-only, could not remove them). A command that starts writing while an immutable read
+    runs is not seen by that read.
+
+    Example:
+        >>> sorted(read_only_engine_kwargs("sqlite:///storage/studies.db"))
+        ['creator']
+        >>> read_only_engine_kwargs("postgresql://db/study")
+        {}
+    """
+    path = sqlite_path(url)
+    if path is None:
+        return engine_kwargs(url)
+    path = path.resolve()
+    in_use = any(path.with_name(path.name + suffix).exists() for suffix in ("-wal", "-journal"))
+    uri = f"{path.as_uri()}?{'mode=ro' if in_use else 'immutable=1'}"
+
+    def connect() -> sqlite3.Connection:
+        return sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None,
+                               check_same_thread=False)  # SQLAlchemy's pool hands it to any thread
+
+    return {"creator": connect}
+
+
 def share_between_processes(storage: optuna.storages.RDBStorage) -> None:
     """Make an SQLite-backed Optuna storage safe for several processes (no-op for other URLs).
 
@@ -277,7 +310,7 @@ def _lost_schema_race(error: BaseException) -> bool:
 def _has_tables(url: str) -> bool:
     """Whether the database at `url` has Optuna's tables (nothing is created)."""
     try:
-        engine = sqlalchemy.create_engine(url, **engine_kwargs(url))
+        engine = sqlalchemy.create_engine(url, **read_only_engine_kwargs(url))
         try:
             return sqlalchemy.inspect(engine).has_table("studies")
         finally:
