@@ -116,6 +116,20 @@ def quiet_libraries() -> None:
     for handler in logging.getLogger("optuna").handlers:  # records of optuna.* loggers end here
         if not any(isinstance(f, _NoInterruptionTraceback) for f in handler.filters):
             handler.addFilter(_NoInterruptionTraceback())
+    if not getattr(threading.excepthook, "quiet_write_failures", False):
+        threading.excepthook = _quiet_write_failures(threading.excepthook)
+
+
+def _quiet_write_failures(hook):
+    """`threading.excepthook` without the traceback of a thread a failed write ended (Optuna's
+    heartbeat thread on a full disk): the main thread's next write fails too and says it in one line."""
+
+    def quiet(args) -> None:
+        if write_problem(args.exc_value) is None:
+            hook(args)
+
+    quiet.quiet_write_failures = True
+    return quiet
 
 
 class _NoInterruptionTraceback(logging.Filter):
