@@ -149,6 +149,9 @@ def registered(config: StudyConfig) -> Backbone:
     if config.is_model_file:
         return None
     if config.model not in BACKBONES:
+        if os.path.isdir(config.model):  # a bare folder name (paths with a separator: StudyConfig.validate)
+            raise StudyError(f"--model {config.model}: is a folder, not a model file; give a saved .keras model "
+                             "(model.save('model.keras')) or a keras.applications name")
         names = ", ".join(BACKBONES)
         raise StudyError(f"--model {config.model!r} is unknown; choose a keras.applications name ({names}) "
                          "or a .keras file")

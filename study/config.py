@@ -18,6 +18,9 @@ PER_EPOCH_PRUNERS = ("median", "halving", "hyperband")  # judge one training cur
 # Pooling and residual merges end blocks; each backbone may override (study.backbones).
 DEFAULT_DELIMITERS = ("MaxPooling2D", "AveragePooling2D", "Add")
 
+# Keras 2's whole-model files: the tool reads the .keras format only; one load and save converts them.
+LEGACY_MODEL_SUFFIXES = (".h5", ".hdf5")
+
 # Fields that do not change what a trial computes, so a resumed study may change them freely.
 # The prefix cache does not change results (tests hold it to that), so it is run-only too.
 RUN_ONLY_FIELDS = ("n_trials", "skip_final", "storage", "study_name", "artifact_dir", "repeats",
@@ -273,12 +276,10 @@ class StudyConfig:
                 "--study-name cannot be used with --strategy all: each strategy gets its own study, "
                 "named {dataset}-{model}-{strategy}"
             )
-        if self.is_model_file and not os.path.isfile(self.model):
-            raise StudyError(f"--model {self.model}: no such file; give a saved .keras model")
+        _check_model_path(self.model)
         if self.weights not in ("imagenet", "none") and not os.path.isfile(self.weights):
-            raise StudyError(
-                f"--weights {self.weights}: no such file; use 'imagenet', 'none' or a weights file"
-            )
+            what = "is a folder" if os.path.isdir(self.weights) else "no such file"
+            raise StudyError(f"--weights {self.weights}: {what}; use 'imagenet', 'none' or a weights file")
         if self.data_dir is None and not (
             self.dataset in DATASETS or (self.dataset.startswith("tfds:") and len(self.dataset) > 5)
         ):
@@ -391,6 +392,36 @@ def bounds_text(field: dataclasses.Field) -> str | None:
     if low is None and high is None:
         return None
     return " <= ".join(str(part) for part in (low, name, high) if part is not None)
+
+
+def _check_model_path(model: str) -> None:
+    """Refuse a `--model` that is meant as a path (a separator or a model suffix in it) but is not a
+    .keras file, saying what it is instead: a folder, nothing, a legacy HDF5 model, another file.
+
+    Example:
+        >>> _check_model_path("vgg16")  # a keras.applications name: study.backbones checks it
+        >>> _check_model_path("old/model.h5")
+        Traceback (most recent call last):
+        study.errors.StudyError: --model old/model.h5: no such file; give a saved .keras model
+    """
+    path = Path(model)
+    suffix = path.suffix.lower()
+    if os.sep not in model and "/" not in model and suffix not in (".keras", *LEGACY_MODEL_SUFFIXES):
+        return
+    if path.is_dir():
+        raise StudyError(f"--model {model}: is a folder, not a model file; give a saved .keras model "
+                         "(model.save('model.keras'))")
+    if not path.is_file():
+        raise StudyError(f"--model {model}: no such file; give a saved .keras model")
+    if path.name.lower().endswith(".weights.h5"):
+        raise StudyError(f"--model {model}: a weights file, not a model; pass it as --weights with the model it "
+                         "was saved from (--model NAME or a .keras file)")
+    if suffix in LEGACY_MODEL_SUFFIXES:
+        converted = str(path.with_suffix(".keras"))
+        raise StudyError(f"--model {model}: legacy HDF5 models are not accepted; convert it once with "
+                         f"keras.models.load_model({model!r}).save({converted!r}) and pass {converted}")
+    if suffix != ".keras":
+        raise StudyError(f"--model {model}: not a .keras model file; save the model with model.save('model.keras')")
 
 
 def _check_choice(flag: str, value: str, choices: tuple[str, ...]) -> None:

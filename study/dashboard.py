@@ -24,6 +24,7 @@ import optuna
 import optuna_dashboard
 import plotly.graph_objects as go
 
+from study.errors import writing
 from study.records import CLASSES, LAYERS, TRAINABLE_PARAMS, final_candidate
 from study.report.decision import (
     baselines_text,
@@ -172,7 +173,8 @@ def _fit_panel(section: Section, record: StudyRecord):
 
 
 def _upload_pngs(pending: dict[str, tuple[object, list[optuna.Study]]], artifact_dir: str) -> None:
-    Path(artifact_dir).mkdir(parents=True, exist_ok=True)
+    with writing(artifact_dir):
+        Path(artifact_dir).mkdir(parents=True, exist_ok=True)
     store = optuna.artifacts.FileSystemArtifactStore(artifact_dir)
     with tempfile.TemporaryDirectory() as folder:
         paths = [Path(folder) / filename for filename in pending]
@@ -182,4 +184,5 @@ def _upload_pngs(pending: dict[str, tuple[object, list[optuna.Study]]], artifact
             return
         for path, (_, studies) in zip(paths, pending.values()):
             for study in studies:
-                optuna.artifacts.upload_artifact(artifact_store=store, file_path=str(path), study_or_trial=study)
+                with writing(artifact_dir):
+                    optuna.artifacts.upload_artifact(artifact_store=store, file_path=str(path), study_or_trial=study)

@@ -128,6 +128,8 @@ def load_image_folder(data_dir: str, image_size: int) -> tuple[np.ndarray, np.nd
         >>> images, labels, names = load_image_folder("flower_photos", 224)  # doctest: +SKIP
     """
     root = Path(data_dir)
+    if root.exists() and not root.is_dir():
+        raise StudyError(f"--data-dir {data_dir}: is a file, not a folder; give a folder of class sub-folders")
     if not root.is_dir():
         raise StudyError(f"--data-dir {data_dir}: no such folder; give a folder of class sub-folders")
     classes = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
@@ -332,7 +334,7 @@ def _read_image(path: Path, image_size: int) -> np.ndarray:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)  # over the limit: refuse, not warn
             with Image.open(path) as image:
-                return _resize(np.asarray(image.convert("RGB")), image_size)
+                return _resize(rgb_pixels(image), image_size)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
         pixels = re.search(r"\((\d+) pixels\)", str(error))
         size = f"{int(pixels.group(1)):,} pixels" if pixels else "too many pixels"
@@ -344,6 +346,33 @@ def _read_image(path: Path, image_size: int) -> np.ndarray:
         raise StudyError(
             f"cannot read image {path} ({type(error).__name__}); remove or replace the file"
         ) from None
+
+
+def rgb_pixels(image) -> np.ndarray:
+    """A PIL image of any mode as 8-bit RGB pixels (H, W, 3), at its real bit depth.
+
+    16-bit and 32-bit integer images (modes I;16*, I: 16-bit PNG and TIFF grayscale) are scaled from
+    0..65535, float images (F) from 0..1, both rounded and clipped; PIL's plain conversion would clip
+    them at 255 instead (a 16-bit photo turns almost all white). 16-bit RGB(A) PNGs arrive as RGB(A)
+    already (PIL keeps their high byte). Alpha is dropped, as keras.utils.load_img does (so the
+    search sees what a user's own loading gives the saved model); palettes with transparency go
+    through RGBA first (PIL warns otherwise); CMYK, YCbCr, LAB, HSV and 1-bit are converted by PIL.
+
+    Example:
+        >>> from PIL import Image
+        >>> rgb_pixels(Image.fromarray(np.full((1, 2), 65535, np.uint16))).tolist()
+        [[[255, 255, 255], [255, 255, 255]]]
+        >>> rgb_pixels(Image.fromarray(np.full((1, 1), 0.5, np.float32))).tolist()
+        [[[128, 128, 128]]]
+    """
+    if image.mode.startswith("I") or image.mode == "F":
+        full_scale = 1.0 if image.mode == "F" else 65535.0
+        values = np.asarray(image, dtype=np.float64) * (255.0 / full_scale)
+        gray = np.clip(np.rint(values), 0, 255).astype(np.uint8)
+        return np.repeat(gray[..., None], 3, axis=-1)
+    if image.mode == "P" and "transparency" in image.info:
+        image = image.convert("RGBA")
+    return np.asarray(image.convert("RGB"))
 
 
 def _resize(image: np.ndarray, image_size: int) -> np.ndarray:

@@ -16,6 +16,7 @@ import keras
 
 from study.backbones import input_map
 from study.config import StudyConfig
+from study.errors import writing
 
 
 def standalone_model(config: StudyConfig, trained: keras.Model, backbone: keras.Model | None = None) -> keras.Model:
@@ -47,6 +48,21 @@ def final_model_path(config: StudyConfig) -> Path:
     return Path(config.artifact_dir).resolve().parent / "models" / f"{safe_name(config.name)}.keras"
 
 
+def output_files(config: StudyConfig) -> list[Path]:
+    """The files a run of `config` writes besides the storage and the artifact store: the final
+    model and its metadata (none with --skip-final). They are checked before any work
+    (study.storage.check_destinations).
+
+    Example:
+        >>> [p.name for p in output_files(StudyConfig(dataset="synthetic", model="vgg16"))]
+        ['synthetic-vgg16-block.keras', 'synthetic-vgg16-block.json']
+    """
+    if config.skip_final:
+        return []
+    path = final_model_path(config)
+    return [path, path.with_suffix(".json")]
+
+
 def save_standalone(model: keras.Model, path: str | Path, metadata: dict) -> Path:
     """Save `model` uncompiled (no optimizer, so nothing to warn about on load) with its metadata.
 
@@ -57,12 +73,14 @@ def save_standalone(model: keras.Model, path: str | Path, metadata: dict) -> Pat
         >>> save_standalone(model, "storage/models/flowers.keras", {"classes": ["daisy", "rose"]})  # doctest: +SKIP
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     text = json.dumps(metadata, indent=2, default=str)
-    model.save(path)
-    with zipfile.ZipFile(path, "a") as archive:
-        archive.writestr("study.json", text)
-    path.with_suffix(".json").write_text(text + "\n")
+    sidecar = path.with_suffix(".json")
+    with writing(path, partial=(path, sidecar)):  # a full disk: one line, no half-written model left
+        path.parent.mkdir(parents=True, exist_ok=True)
+        model.save(path)
+        with zipfile.ZipFile(path, "a") as archive:
+            archive.writestr("study.json", text)
+        sidecar.write_text(text + "\n")
     return path
 
 

@@ -10,6 +10,7 @@ import optuna_dashboard
 from study.backbones import build_backbone, input_map, preprocessor
 from study.config import StudyConfig
 from study.dashboard import study_note
+from study.errors import writing
 from study.export import final_model_path, save_standalone, standalone_model
 from study.progress import FinalProgress
 from study.records import (
@@ -99,10 +100,13 @@ def _save_model(config: StudyConfig, study: optuna.Study, model, name: str, clas
         "preprocessing": input_map(config).description, "input": "RGB pixels 0..255, any size (resized inside)",
     }
     path = save_standalone(standalone_model(config, model), final_model_path(config), metadata)
-    return optuna.artifacts.upload_artifact(artifact_store=artifact_store(config), file_path=str(path), study_or_trial=study)
+    with writing(config.artifact_dir):
+        return optuna.artifacts.upload_artifact(artifact_store=artifact_store(config), file_path=str(path),
+                                                study_or_trial=study)
 
 
 def artifact_store(config: StudyConfig) -> optuna.artifacts.FileSystemArtifactStore:
     """The artifact store under `--artifact-dir` (optuna-dashboard: `--artifact-dir` the same)."""
-    Path(config.artifact_dir).mkdir(parents=True, exist_ok=True)
+    with writing(config.artifact_dir):
+        Path(config.artifact_dir).mkdir(parents=True, exist_ok=True)
     return optuna.artifacts.FileSystemArtifactStore(config.artifact_dir)

@@ -25,7 +25,8 @@ from study.final import run_final
 from study.progress import duration, next_steps, say, study_summary
 from study.protocol import protocol_configs
 from study.records import best_candidate, final_candidate
-from study.search import SearchOutcome, prepare_search, record_tied_set, run_trials
+from study.recovery import write_failures_reported
+from study.search import SearchOutcome, check_outputs, prepare_search, record_tied_set, run_trials
 from study.workers import run_workers
 
 
@@ -90,21 +91,24 @@ def run(config: StudyConfig) -> list[StudyResult]:
     figures are written last, for every study run.
     """
     started = time.monotonic()
-    if config.strategy != "all":
-        results = [run_study(config)]
-    else:
-        check_strategies(protocol_configs(config))  # every step's options, before the first study runs
-        results, layer_done = [], False
-        steps = protocol_configs(config)
-        for number, step in enumerate(steps, 1):
-            heading = f"study {number} of {len(steps)}: {step.name}"
-            if step.strategy == "topk" and not layer_done:
-                say(f"{heading} waits for the layer-wise study; run the same command again")
-                continue
-            say(heading)
-            results.append(run_study(step))
-            layer_done = layer_done or (step.strategy == "layer" and results[-1].outcome.complete)
-    publish([r.study for r in results], config.artifact_dir)
+    with write_failures_reported(config):  # a full disk midway: one line, what is kept, how to resume
+        if config.strategy != "all":
+            results = [run_study(config)]
+        else:
+            steps = protocol_configs(config)
+            check_strategies(steps)  # every step's options, before the first study runs
+            for step in steps:
+                check_outputs(step)  # and every step's saved model: no study fails to save after its work
+            results, layer_done = [], False
+            for number, step in enumerate(steps, 1):
+                heading = f"study {number} of {len(steps)}: {step.name}"
+                if step.strategy == "topk" and not layer_done:
+                    say(f"{heading} waits for the layer-wise study; run the same command again")
+                    continue
+                say(heading)
+                results.append(run_study(step))
+                layer_done = layer_done or (step.strategy == "layer" and results[-1].outcome.complete)
+        publish([r.study for r in results], config.artifact_dir)
     print_summary(config, results, time.monotonic() - started)
     return results
 

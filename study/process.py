@@ -2,8 +2,8 @@
 the identity of this process (the owner of its trials), and the test points.
 
 Example:
-    >>> EXIT_BAD_INPUT, EXIT_INTERRUPTED
-    (2, 130)
+    >>> EXIT_BAD_INPUT, EXIT_WRITE_FAILED, EXIT_INTERRUPTED
+    (2, 74, 130)
 """
 
 from __future__ import annotations
@@ -21,8 +21,11 @@ import threading
 import time
 import warnings
 
+from study.errors import write_problem
+
 EXIT_OK = 0
 EXIT_BAD_INPUT = 2  # a StudyError: one line on stderr, nothing written
+EXIT_WRITE_FAILED = 74  # a study.errors.WriteError (EX_IOERR of sysexits.h): a full disk midway; finished work kept
 EXIT_INTERRUPTED = 130  # Ctrl-C, as a shell reports SIGINT
 
 # Tests reach moments no user can time (a process dying right after it created a trial, three
@@ -100,7 +103,8 @@ def _stderr_filtered(noise: re.Pattern):
 
 def quiet_libraries() -> None:
     """Our own one line per trial replaces Optuna's log; experimental-API notices are not news;
-    a Ctrl-C gets our one clean note, not Optuna's "Trial failed" warning with its traceback.
+    a Ctrl-C or a failed write (a full disk) gets our one clean line, not Optuna's "Trial failed"
+    warning with its traceback.
 
     Example:
         >>> quiet_libraries()
@@ -112,12 +116,27 @@ def quiet_libraries() -> None:
     for handler in logging.getLogger("optuna").handlers:  # records of optuna.* loggers end here
         if not any(isinstance(f, _NoInterruptionTraceback) for f in handler.filters):
             handler.addFilter(_NoInterruptionTraceback())
+    if not getattr(threading.excepthook, "quiet_write_failures", False):
+        threading.excepthook = _quiet_write_failures(threading.excepthook)
+
+
+def _quiet_write_failures(hook):
+    """`threading.excepthook` without the traceback of a thread a failed write ended (Optuna's
+    heartbeat thread on a full disk): the main thread's next write fails too and says it in one line."""
+
+    def quiet(args) -> None:
+        if write_problem(args.exc_value) is None:
+            hook(args)
+
+    quiet.quiet_write_failures = True
+    return quiet
 
 
 class _NoInterruptionTraceback(logging.Filter):
     """Drops Optuna's two warnings about a trial a KeyboardInterrupt failed: "Trial N failed with
     parameters ... KeyboardInterrupt()" (with the traceback) and the "Trial N failed with value"
-    after it. Failures of other causes are kept."""
+    after it, and its warning about a trial a failed write ended (the command's error line says
+    it). Failures of other causes are kept."""
 
     def __init__(self):
         super().__init__()
@@ -125,6 +144,8 @@ class _NoInterruptionTraceback(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
+        if record.exc_info and write_problem(record.exc_info[1]):
+            return False
         if record.exc_info and isinstance(record.exc_info[1], KeyboardInterrupt):
             self._interrupted = " ".join(message.split()[:2]) + " "
             return False

@@ -13,23 +13,25 @@ For trials of other machines the only signal is Optuna's heartbeat: such a trial
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import os
 import shlex
 import socket
 import time
 import warnings
-from typing import Callable
+from typing import Callable, Iterator
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from study.compat import fail_trial, set_trial_system_attr, trial_system_attrs
+from study.errors import WriteError, write_problem
 from study.process import boot_id as _boot_id
 from study.process import start_ticks as _start_ticks
 from study.process import this_process
 from study.records import CANDIDATES, CREATOR, FAIL_REASON, FINAL, OWNER, finished_candidates, stored_records, study_records
-from study.storage import masked_args, open_existing_storage
+from study.storage import masked, masked_args, reading
 
 # A RUNNING trial without an owner was not created by this tool's storage (an enqueued trial being
 # popped, a study of an older version, another program): it counts as abandoned this old.
@@ -43,7 +45,8 @@ NO_CREATOR_WAIT_SECONDS = 5
 
 __all__ = [
     "ABANDONED_SECONDS", "FAIL_REASON", "OWNER", "claim_new_study", "fail_dead_trials", "interruption_note",
-    "is_abandoned", "owner_is_dead", "stamp_owner", "this_process", "wait_for_records", "with_owner",
+    "is_abandoned", "owner_is_dead", "progress_status", "stamp_owner", "this_process", "wait_for_records", "with_owner",
+    "write_failures_reported",
 ]
 
 
@@ -176,20 +179,57 @@ def interruption_note(config, argv: list[str] | None) -> str:
         resume with: python -m study.run --epochs 3
     """
     command = "python -m study.run " + shlex.join(masked_args(argv))  # no password on the screen
-    status = "finished trials are saved"
-    if config is not None:
-        try:
-            storage = open_existing_storage(config.storage)  # a Ctrl-C before the storage existed makes none
+    return (
+        f"interrupted: {progress_status(config) or 'finished trials are saved'} "
+        "(an interrupted trial is marked FAIL and runs again)\n"
+        f"resume with: {command.strip()}"
+    )
+
+
+def progress_status(config) -> str | None:
+    """How far the study of `config` is, read from its storage (read-only): "3 of 11 candidates
+    done, 8 left"; None when there is no such study yet or the storage cannot be read.
+
+    Example:
+        >>> progress_status(None) is None
+        True
+    """
+    if config is None:
+        return None
+    try:
+        with reading(config.storage) as storage:  # creates nothing: a run stopped before the storage existed
             study = optuna.load_study(study_name=config.name, storage=storage)
             records = study_records(study)
             total = len(records.get(CANDIDATES, []))
             done = len(finished_candidates(study))
-            status = f"{done} of {total} candidates done, {total - done} left"
-            if total and done == total:
-                status += "; the final stage is unfinished" if FINAL not in records else ""
-        except Exception:  # no study yet, or the storage is unreachable: say what we know
-            pass
-    return (
-        f"interrupted: {status} (an interrupted trial is marked FAIL and runs again)\n"
-        f"resume with: {command.strip()}"
-    )
+    except Exception:  # no study yet, or the storage is unreachable: say what we know
+        return None
+    status = f"{done} of {total} candidates done, {total - done} left"
+    if total and done == total and FINAL not in records:
+        status += "; the final stage is unfinished"
+    return status
+
+
+@contextlib.contextmanager
+def write_failures_reported(config) -> Iterator[None]:
+    """A write that fails inside the block (the disk is full: the storage, the saved model, the
+    artifacts) ends it as one WriteError: what could not be written, what the storage keeps, and
+    that the same command resumes. Other errors pass unchanged.
+
+    Example:
+        >>> import errno
+        >>> with write_failures_reported(None):  # doctest: +ELLIPSIS
+        ...     raise OSError(errno.ENOSPC, "No space left on device", "storage/models/a.keras")
+        Traceback (most recent call last):
+        study.errors.WriteError: cannot write storage/models/a.keras (No space left on device); finished trials are kept ...
+    """
+    try:
+        yield
+    except Exception as error:
+        problem = write_problem(error)
+        if problem is None:
+            raise
+        status = progress_status(config)
+        where = f"the storage {masked(config.storage)}" if config is not None else "the storage"
+        raise WriteError(f"{problem}; finished trials are kept in {where}" + (f" ({status})" if status else "")
+                         + "; free some space and run the same command again to resume") from error

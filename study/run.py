@@ -15,8 +15,14 @@ from study.process import quiet_tensorflow
 quiet_tensorflow()  # before anything imports TensorFlow
 
 from study.config import StudyConfig, bounds_text, class_names, flag_of  # noqa: E402
-from study.errors import OneLineParser, StudyError  # noqa: E402
-from study.process import EXIT_BAD_INPUT, EXIT_INTERRUPTED, import_tensorflow, quiet_libraries  # noqa: E402
+from study.errors import OneLineParser, StudyError, WriteError  # noqa: E402
+from study.process import (  # noqa: E402
+    EXIT_BAD_INPUT,
+    EXIT_INTERRUPTED,
+    EXIT_WRITE_FAILED,
+    import_tensorflow,
+    quiet_libraries,
+)
 
 DESCRIPTION = """\
 Find which layers of a pretrained Keras image model to fine-tune for your images: every candidate
@@ -99,6 +105,9 @@ def main(argv: list[str] | None = None) -> int:
     except StudyError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except WriteError as error:  # a full disk midway: finished trials are kept (study.recovery)
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_WRITE_FAILED
     except KeyboardInterrupt:
         from study.recovery import interruption_note
 

@@ -17,8 +17,8 @@ from typing import TextIO
 
 from study.config import StudyConfig
 from study.devices import gpu_count, pin_worker
-from study.errors import StudyError
-from study.process import EXIT_BAD_INPUT, EXIT_INTERRUPTED, import_tensorflow, quiet_libraries
+from study.errors import StudyError, WriteError, write_problem
+from study.process import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_WRITE_FAILED, import_tensorflow, quiet_libraries
 
 
 def split_trials(n_trials: int, workers: int) -> list[int]:
@@ -68,6 +68,9 @@ def run_workers(config: StudyConfig, n_trials: int) -> None:
     crashed = [(p.name, p.exitcode) for p in processes if p.exitcode != 0]
     if any(code == EXIT_INTERRUPTED for _, code in crashed):
         raise KeyboardInterrupt
+    full = [name for name, code in crashed if code == EXIT_WRITE_FAILED]
+    if full:  # study.recovery.write_failures_reported adds what is kept and how to resume
+        raise WriteError(f"{', '.join(full)} could not write (see above)")
     if crashed:
         names = ", ".join(f"{name} (exit code {code})" for name, code in crashed)
         raise StudyError(f"{names} stopped early (see above); run the same command to retry what is left")
@@ -100,6 +103,12 @@ def _worker_main(config: StudyConfig, worker: int, n_trials: int) -> None:
     except StudyError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(EXIT_BAD_INPUT)
+    except Exception as error:
+        problem = write_problem(error)  # a full disk: one line here, the command's summary after it
+        if problem is None:
+            raise
+        print(f"error: {problem}", file=sys.stderr)
+        sys.exit(EXIT_WRITE_FAILED)
     finally:
         sys.stdout.flush()
 

@@ -25,6 +25,20 @@ def _bomb(root):
     return ["--data-dir", str(root)]
 
 
+def _legacy_model(tmp_path):
+    """A whole model in Keras 2's HDF5 format, as Keras 3 still writes it."""
+    path = tmp_path / "old.h5"
+    keras.Sequential([keras.Input((32, 32, 3)), keras.layers.Conv2D(4, 3, name="conv")]).save(path)
+    return str(path)
+
+
+def _made(path, folder=False):
+    """`path` made (a folder, or an empty file) with its parents: a result of an earlier mistake."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.mkdir() if folder else path.write_text("")
+    return path
+
+
 def _vgg_weights(tmp_path):
     path = tmp_path / "vgg.weights.h5"
     keras.applications.VGG16(include_top=False, weights=None, input_shape=(32, 32, 3)).save_weights(path)
@@ -76,6 +90,31 @@ CASES = {
     "storage that is not SQLite": (
         lambda tmp: (tmp / "notes.db").write_text("my notes") and ["--storage", f"sqlite:///{tmp}/notes.db"],
         "is not a SQLite database",
+    ),
+    "model that is a folder": (lambda tmp: ["--model", str(_made(tmp / "saved", folder=True))], "saved: is a folder"),
+    "model folder named .keras": (lambda tmp: ["--model", str(_made(tmp / "m.keras", folder=True))], "is a folder"),
+    "legacy HDF5 model": (lambda tmp: ["--model", _legacy_model(tmp)],
+                          "legacy HDF5 models are not accepted; convert it once with keras.models.load_model("),
+    "weights file as the model": (lambda tmp: ["--model", str(_made(tmp / "w.weights.h5"))],
+                                  "a weights file, not a model; pass it as --weights"),
+    "model file of another kind": (lambda tmp: ["--model", str(_made(tmp / "m.pb"))], "not a .keras model file"),
+    "weights that are a folder": (lambda tmp: ["--weights", str(_made(tmp / "w", folder=True))], "w: is a folder"),
+    "data dir that is a file": (lambda tmp: ["--data-dir", str(_made(tmp / "photos.zip"))],
+                                "photos.zip: is a file, not a folder; give a folder of class sub-folders"),
+    # The saved model goes to <artifact dir>/../models/<study>.keras (tiny_args: tmp/artifacts).
+    "models folder that is a file": (lambda tmp: _made(tmp / "models") and [],
+                                     "where the run saves its final model (" + "{tmp}/models is a file)"),
+    "saved model path that is a folder": (
+        lambda tmp: _made(tmp / "models" / "synthetic-vgg16-block.keras", folder=True) and [],
+        "synthetic-vgg16-block.keras, where the run saves its final model (it is a folder)",
+    ),
+    "model metadata path that is a folder": (
+        lambda tmp: _made(tmp / "models" / "synthetic-vgg16-block.json", folder=True) and [],
+        "synthetic-vgg16-block.json, where the run saves its final model (it is a folder)",
+    ),
+    "the last protocol study's model path is a folder": (
+        lambda tmp: _made(tmp / "models" / "synthetic-vgg16-random.keras", folder=True) and ["--strategy", "all"],
+        "synthetic-vgg16-random.keras, where the run saves its final model (it is a folder)",
     ),
     "storage password is not shown": (
         lambda tmp: ["--storage", "postgresql+psycopg://study:s3cret@127.0.0.1:9/study"],
@@ -147,6 +186,7 @@ def _files(folder):
 def test_bad_input_gives_one_line_and_exit_2(tmp_path, tiny_args, capsys, case, storage):
     make_args, message = CASES[case]
     args = tiny_args(*make_args(tmp_path))
+    message = message.replace("{tmp}", str(tmp_path))
     db = tmp_path / "studies.db"
     if storage == "existing":
         _existing_storage(db)
@@ -175,3 +215,21 @@ def test_command_line_exit_code_without_traceback(tmp_path):
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1].startswith("error: --model 'alexnet' is unknown")
     assert "Traceback" not in result.stderr
+
+
+def test_the_hdf5_message_converts_the_model(tmp_path):
+    """The conversion the HDF5 message gives works as written, and the tool takes its result."""
+    import re
+
+    from study.errors import StudyError
+    from study.models import load_model_file
+    from study.run import parse_args
+
+    legacy = _legacy_model(tmp_path)
+    with pytest.raises(StudyError) as refused:
+        parse_args(["--model", legacy])
+    recipe = re.search(r"convert it once with (keras\.models\.load_model\(.*?\)\.save\(.*?\))", str(refused.value))
+    eval(recipe.group(1), {"keras": keras})  # the very text a user copies
+    converted = str(refused.value).rsplit(" and pass ", 1)[1]
+    assert parse_args(["--model", converted]).model == converted
+    assert [layer.name for layer in load_model_file(converted, 32).layers][-1] == "conv"

@@ -27,7 +27,7 @@ LABELS = {key: column_label(key) for key in COLUMNS}
 
 _LAZY = {
     "study.report.plots": ("candidates_figure", "export_figures", "figure_sections", "figures", "final_figure",
-                             "learning_curves_figure", "parameters_figure"),
+                             "learning_curves_figure", "parameters_figure", "png_export_problem"),
     "study.report.page": ("build_report", "summary_text", "write_report"),
 }
 
