@@ -167,7 +167,7 @@ class StudyConfig:
     repeats: int = _option(1, "final stage: retrain the winner with this many seeds", metavar="N", minimum=1,
                            maximum=1000, why=f"the final stage trains once per seed; {TIME}")
     delimiters: tuple[str, ...] | None = _option(None, "layer classes that end a block, comma-separated "
-                                                       "(default: per model, see README)", metavar="CLASS,...")
+                                                       "(default: per model, see docs/models.md)", metavar="CLASS,...")
     window_size: int = _option(3, "window strategy: weighted layers per sliding window", metavar="N", minimum=1,
                                maximum=10_000, why=LAYER_COUNT)
     random_k: int = _option(3, "random strategy: layers per candidate", metavar="K", minimum=1,
