@@ -107,5 +107,7 @@ def write_problem(error: BaseException) -> str | None:
             found = next((m for m in STORAGE_WRITE_MESSAGES if m.lower() in text), None)
             if found:
                 return f"cannot write the storage ({found})"
-        error = error.__cause__ or error.__context__
+        # The error it was raised from, or while handling (unless `raise ... from None` hid that).
+        error = error.__cause__ if error.__cause__ is not None else (
+            None if error.__suppress_context__ else error.__context__)
     return None

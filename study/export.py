@@ -56,6 +56,8 @@ def output_files(config: StudyConfig) -> list[Path]:
     Example:
         >>> [p.name for p in output_files(StudyConfig(dataset="synthetic", model="vgg16"))]
         ['synthetic-vgg16-block.keras', 'synthetic-vgg16-block.json']
+        >>> output_files(StudyConfig(dataset="synthetic", skip_final=True))
+        []
     """
     if config.skip_final:
         return []

@@ -26,7 +26,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from study.compat import fail_trial, set_trial_system_attr, trial_system_attrs
-from study.errors import WriteError, write_problem
+from study.errors import StudyError, WriteError, write_problem
 from study.process import boot_id as _boot_id
 from study.process import start_ticks as _start_ticks
 from study.process import this_process
@@ -225,6 +225,8 @@ def write_failures_reported(config) -> Iterator[None]:
     """
     try:
         yield
+    except StudyError:
+        raise  # said in its own words (nothing was written)
     except Exception as error:
         problem = write_problem(error)
         if problem is None:
