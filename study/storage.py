@@ -282,7 +282,7 @@ def read_only_engine_kwargs(url: str) -> dict:
         return sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None,
                                check_same_thread=False)  # SQLAlchemy's pool hands it to any thread
 
-    return {"creator": connect}
+    return dict(creator=connect)  # create_engine(creator=...): a keyword, not the study record of that name
 
 
 def share_between_processes(storage: optuna.storages.RDBStorage) -> None:
