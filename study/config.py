@@ -6,14 +6,16 @@ import dataclasses
 import os
 from pathlib import Path
 
-from study.errors import StudyError
-from study.strategies import STRATEGIES as STRATEGY_REGISTRY
+from study.runtime import StudyError
 
-# The paper's six backbones (Table I); study.backbones.BACKBONES has every keras.applications one.
+# The paper's six backbones (Table I); study.inputs.BACKBONES has every keras.applications one.
 MODELS = ("vgg16", "mobilenet", "mobilenet_v2", "mobilenet_v3_small", "resnet50", "resnet50_v2")
 DATASETS = ("tf_flowers", "synthetic")
+# The strategies of --strategy (the CLI contract); study.candidates.STRATEGIES says how each makes its
+# candidates and holds exactly these keys (tests/test_candidates.py).
+STRATEGY_NAMES = ("head", "full", "layer", "block", "window", "topk", "random")
 PER_EPOCH_PRUNERS = ("median", "halving", "hyperband")  # judge one training curve, epoch by epoch
-# Pooling and residual merges end blocks; each backbone may override (study.backbones).
+# Pooling and residual merges end blocks; each backbone may override (study.inputs.BACKBONES).
 DEFAULT_DELIMITERS = ("MaxPooling2D", "AveragePooling2D", "Add")
 
 # Fields that do not change what a trial computes, so a resumed study may change them freely.
@@ -30,6 +32,16 @@ def _option(default, help: str, *, flag: str | None = None, choices: tuple | Non
         default=default,
         metadata={"help": help, "flag": flag, "choices": choices, "metavar": metavar, "minimum": minimum},
     )
+
+
+def parse_delimiters(text: str) -> tuple[str, ...]:
+    """`--delimiters` as given on the command line or to the Python API: comma-separated class names.
+
+    Example:
+        >>> parse_delimiters("MaxPooling2D, Add,")
+        ('MaxPooling2D', 'Add')
+    """
+    return tuple(name.strip() for name in text.split(",") if name.strip())
 
 
 def choices(field: str) -> tuple:
@@ -62,7 +74,7 @@ class StudyConfig:
                                    metavar="DIR")
     image_size: int = _option(224, "square input size in pixels (at least 32)", metavar="PX", minimum=32)
     strategy: str = _option("block", "which layer groups to search ('all': the paper's whole protocol)",
-                            choices=(*STRATEGY_REGISTRY, "all"))
+                            choices=(*STRATEGY_NAMES, "all"))
     sampler: str = _option("grid", "grid: every candidate once, output end first; tpe/random: Optuna's",
                            choices=("grid", "tpe", "random"))
     n_trials: int | None = _option(None, "trials to run now (default: grid: every candidate left; "

@@ -3,9 +3,8 @@ import pytest
 from PIL import Image
 
 from study.config import StudyConfig
-from study.data import load_image_folder, load_splits, stratified_split
-from study.errors import StudyError
-from study.synthetic import synthetic_images
+from study.inputs import load_image_folder, load_splits, stratified_split, synthetic_images
+from study.runtime import StudyError
 
 
 def test_stratified_split_sizes_disjoint_and_per_class():

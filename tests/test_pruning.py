@@ -6,9 +6,9 @@ import tensorflow as tf
 from optuna.trial import TrialState
 
 from study.config import StudyConfig
-from study.pruning import ReportToTrial, fit_or_prune, gpu_aware, make_pruner
-from study.records import OUT_OF_MEMORY, PARAM
 from study.run import main
+from study.search import ReportToTrial, fit_or_prune, gpu_aware, make_pruner
+from study.storage import OUT_OF_MEMORY, PARAM
 
 
 class FakeGpu:
@@ -132,7 +132,7 @@ def test_no_pruning_before_the_warmup_and_the_curve_is_kept():
 
 def test_out_of_memory_in_a_real_study(tmp_path, tiny_args, monkeypatch):
     """Through the command line: one candidate never fits, one fits at half the batch."""
-    import study.search as search
+    import study.search._objective as search
 
     real, seen = search.fine_tune, []
 

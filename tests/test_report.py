@@ -25,9 +25,25 @@ from browser import has_browser
 from optuna.distributions import CategoricalDistribution
 from optuna.trial import TrialState, create_trial
 
+from study.candidates import STRATEGIES
+from study.candidates._strategies import _Options
+from study.cli import report_main as main
 from study.config import StudyConfig
-from study.racing import summarize, tied_with_winner
-from study.records import (
+from study.report import (
+    LABELS,
+    StudyRecord,
+    decision_text,
+    export_figures,
+    figure_sections,
+    figures,
+    load_records,
+    table_csv,
+    table_html,
+    table_latex,
+    table_rows,
+)
+from study.stats import summarize, tied_with_winner
+from study.storage import (
     CANDIDATES,
     CONFIG,
     EPOCH_VALUES,
@@ -43,10 +59,6 @@ from study.records import (
     add_final_run,
     new_final,
 )
-from study.report import LABELS, StudyRecord, decision_text, load_records, main, table_rows
-from study.report.plots import export_figures, figure_sections, figures
-from study.report.table import table_csv, table_html, table_latex
-from study.strategies import STRATEGIES, _Options
 
 MODELS = ["vgg16", "mobilenet", "mobilenet_v2", "mobilenet_v3_small", "resnet50_v2"]
 OUTPUT = Path(__file__).resolve().parent / "output"
@@ -212,8 +224,8 @@ def _study(storage, strategy, values, finals, *, repeats=True, tied=None, pruned
         curves = [[round(v - 0.03 * (3 - e), 4) for e in range(4)] for v in candidate_values]
         if repeats:  # --search-repeats: repeat values, their summary, one learning curve per repeat
             summary = summarize(candidate_values)
-            attrs.update({REPEAT_VALUES: candidate_values, STANDARD_ERROR: summary["standard_error"],
-                          INTERVAL_95: summary["interval_95"], EPOCH_VALUES: curves})
+            attrs.update({REPEAT_VALUES: candidate_values, STANDARD_ERROR: summary.standard_error,
+                          INTERVAL_95: summary.interval_95, EPOCH_VALUES: curves})
             steps = dict(enumerate(candidate_values))
         else:  # an older study: one value, the epochs as intermediate values
             steps = {e + 1: v for e, v in enumerate(curves[0])}
@@ -288,7 +300,7 @@ def test_the_decision_in_words(made):
     summary = summarize(BLOCK[2])
     text = decision_text(block, made["records"])
     assert text.startswith(
-        f"block-03 wins: validation accuracy 0.673 ± {summary['standard_error']:.3f} (mean ± standard error over 3 "
+        f"block-03 wins: validation accuracy 0.673 ± {summary.standard_error:.3f} (mean ± standard error over 3 "
         "repeats). block-01 and block-05 are statistically tied with it (not significantly worse: one-sided paired "
         "t-test over the 3 repeats, noise pooled over the candidates, alpha 0.05 overall, Bonferroni over the "
         "comparisons with the winner), so the data do not single out one best candidate; "
@@ -478,7 +490,7 @@ def test_without_a_browser_figures_are_html_and_json(made, tmp_path, capsys, mon
 def test_dashboard_pngs_are_named_by_content_and_uploaded_once(made, tmp_path, capsys):
     import optuna_dashboard
 
-    from study.dashboard import publish
+    from study.report import publish
 
     db = Path(made["url"].removeprefix("sqlite:///"))
     url = f"sqlite:///{tmp_path / 'copy.db'}"

@@ -1,0 +1,42 @@
+"""The candidates: a backbone's layers as records, the strategy registry that turns them into ordered
+candidates (name, layer names), and the layer ranking a top-k study tunes.
+
+The registry and the ranking are plain Python; the functions that walk a Keras model (`layer_summary`,
+`make_candidates`, ...) load on first use, so the report reads labels without loading Keras.
+
+Example:
+    >>> column_label("top5"), [c.name for c in STRATEGIES["head"].generate([], None)]
+    ('BWT5', ['head'])
+"""
+
+import importlib
+
+from study.candidates._ranking import layer_ranking, rank_layers
+from study.candidates._strategies import (
+    COLUMNS,
+    STRATEGIES,
+    Candidate,
+    Strategy,
+    block_groups,
+    column_label,
+    column_position,
+    random_candidates,
+    study_key,
+    top_k_candidate,
+    weighted_names,
+    windows,
+)
+
+_KERAS = ("all_layers", "check_delimiters", "check_strategies", "layer_summary", "make_candidates", "weighted_layers")
+
+
+def __getattr__(name: str):
+    if name in _KERAS:
+        return getattr(importlib.import_module("study.candidates._layers"), name)
+    raise AttributeError(f"module 'study.candidates' has no attribute {name!r}")
+
+
+__all__ = [
+    "COLUMNS", "STRATEGIES", "Candidate", "Strategy", "block_groups", "column_label", "column_position", "layer_ranking",
+    "random_candidates", "rank_layers", "study_key", "top_k_candidate", "weighted_names", "windows", *_KERAS,
+]
