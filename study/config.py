@@ -34,6 +34,16 @@ def _option(default, help: str, *, flag: str | None = None, choices: tuple | Non
     )
 
 
+def study_key(strategy: str, top_k: int) -> str:
+    """The strategy as it names a study and a Table I column: `top3` for top-k with K=3.
+
+    Example:
+        >>> study_key("topk", 5), study_key("block", 5)
+        ('top5', 'block')
+    """
+    return f"top{top_k}" if strategy == "topk" else strategy
+
+
 def parse_delimiters(text: str) -> tuple[str, ...]:
     """`--delimiters` as given on the command line or to the Python API: comma-separated class names.
 
@@ -146,15 +156,14 @@ class StudyConfig:
     def name(self) -> str:
         """The study name: `--study-name`, or `{dataset}-{model}-{strategy}`."""
         # top-k studies of different K must not share a study: K is part of the name.
-        strategy = f"top{self.top_k}" if self.strategy == "topk" else self.strategy
-        return self.study_name or f"{self.dataset_label}-{self.model_label}-{strategy}"
+        return self.study_name or f"{self.dataset_label}-{self.model_label}-{study_key(self.strategy, self.top_k)}"
 
     def identity(self) -> dict:
         """The fields that decide what a study computes; a resumed study must match them."""
         values = dataclasses.asdict(self)
         for field in RUN_ONLY_FIELDS:
             values.pop(field)
-        if self.strategy != "topk":  # K means nothing elsewhere; older studies do not record it
+        if self.strategy != "topk":  # K means nothing to the other strategies: it does not tell their studies apart
             values.pop("top_k")
         values["delimiters"] = list(self.delimiters) if self.delimiters else None
         if self.data_dir:

@@ -9,8 +9,6 @@ Example:
     ('BWT5', ['head'])
 """
 
-import importlib
-
 from study.candidates._ranking import layer_ranking, rank_layers
 from study.candidates._strategies import (
     COLUMNS,
@@ -21,19 +19,17 @@ from study.candidates._strategies import (
     column_label,
     column_position,
     random_candidates,
-    study_key,
     top_k_candidate,
     weighted_names,
     windows,
 )
+from study.config import study_key
+from study.runtime import lazy_exports
 
 _KERAS = ("all_layers", "check_delimiters", "check_strategies", "layer_summary", "make_candidates", "weighted_layers")
 
 
-def __getattr__(name: str):
-    if name in _KERAS:
-        return getattr(importlib.import_module("study.candidates._layers"), name)
-    raise AttributeError(f"module 'study.candidates' has no attribute {name!r}")
+__getattr__ = lazy_exports("study.candidates", {"study.candidates._layers": _KERAS})
 
 
 __all__ = [

@@ -15,16 +15,14 @@ from study.config import StudyConfig
 from study.runtime import StudyError
 from study.storage import (
     CANDIDATES,
-    CONFIG,
-    FINGERPRINT,
     LAYERS,
     NAME,
     PARAM,
-    SPLITS,
     finished_candidates,
     made_by_tool,
     masked,
     rank_key,
+    resume_mismatch,
     study_records,
 )
 
@@ -71,14 +69,12 @@ def layer_ranking(config: StudyConfig, storage: optuna.storages.BaseStorage | No
         raise StudyError(
             f"--strategy topk needs the layer-wise study {name!r}, which is not in {masked(config.storage)}; {run_first}"
         )
-    changed = layer_config.differences(records[CONFIG])
-    if changed:
-        raise StudyError(
-            f"the layer-wise study {name!r} was made with other options ({'; '.join(changed)}); "
-            "run topk with the same options as the layer-wise study"
-        )
-    if records.get(SPLITS, {}).get(FINGERPRINT) != fingerprint:
+    mismatch = resume_mismatch(layer_config, records, fingerprint)
+    if mismatch == "images":
         raise StudyError(f"the layer-wise study {name!r} was made from other images; {run_first}")
+    if mismatch:
+        raise StudyError(f"the layer-wise study {name!r} was made with other options ({mismatch}); "
+                         "run topk with the same options as the layer-wise study")
     left = {c[NAME] for c in records[CANDIDATES]} - finished_candidates(study)
     if left:
         raise StudyError(

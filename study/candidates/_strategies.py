@@ -186,16 +186,6 @@ STRATEGIES: dict[str, Strategy] = {
 COLUMNS = ("head", "full", "layer", "block", "top3", "top5", "window", "random")
 
 
-def study_key(strategy: str, top_k: int) -> str:
-    """The strategy as it names a study and a Table I column: `top3` for top-k with K=3.
-
-    Example:
-        >>> study_key("topk", 5), study_key("block", 5)
-        ('top5', 'block')
-    """
-    return f"top{top_k}" if strategy == "topk" else strategy
-
-
 def column_label(key: str, random_k: int = 3) -> str:
     """The paper's label of a study key: `BWT3` for top3, `Random-3` for random, `LW` for layer.
 

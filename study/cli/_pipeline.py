@@ -25,7 +25,7 @@ from study.final import final_model_path, run_final
 from study.report import publish, show_final_stage
 from study.runtime import duration, say
 from study.search import SearchOutcome, prepare_search, record_tied_set, run_trials, run_workers
-from study.storage import ARTIFACT_ID, MEAN, VARIANCE, best_candidate, final_candidate
+from study.storage import ARTIFACT_ID, MEAN, PARAM, VARIANCE, final_candidate
 
 
 @dataclasses.dataclass
@@ -45,7 +45,10 @@ class StudyResult:
         """The candidate retrained in the final stage, else the search's best (None if none)."""
         if self.final:
             return final_candidate(self.final)
-        return best_candidate(self.study.get_trials(deepcopy=False))
+        try:
+            return self.study.best_trial.params[PARAM]
+        except ValueError:  # no complete trial
+            return None
 
     @property
     def test_accuracy(self) -> float | None:

@@ -15,8 +15,6 @@ Example:
 
 from __future__ import annotations
 
-import importlib
-
 from study.candidates import COLUMNS, column_label
 from study.report._decision import (
     baseline_comparisons,
@@ -28,6 +26,7 @@ from study.report._decision import (
 )
 from study.report._studies import StudyRecord, load_records, record_of
 from study.report._table import empty_reason, table_csv, table_html, table_latex, table_notes, table_rows
+from study.runtime import lazy_exports
 from study.storage import score
 
 # Table I's column labels by study key, in the paper's order.
@@ -41,11 +40,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str):
-    for module, names in _LAZY.items():
-        if name in names:
-            return getattr(importlib.import_module(module), name)
-    raise AttributeError(f"module 'study.report' has no attribute {name!r}")
+__getattr__ = lazy_exports("study.report", _LAZY)
 
 
 __all__ = [

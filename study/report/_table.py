@@ -11,12 +11,11 @@ CSV (one row per cell, full precision) or LaTeX (booktabs).
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import html
-import io
 
 import numpy as np
+import pandas as pd
 
 from study.candidates import COLUMNS
 from study.report._decision import (
@@ -195,9 +194,7 @@ def table_csv(records: list[StudyRecord]) -> str:
     An empty table is the header line only (the reason: `empty_reason`).
     """
     columns, rows = table(records)
-    out = io.StringIO()
-    writer = csv.DictWriter(out, CSV_FIELDS, lineterminator="\n")
-    writer.writeheader()
+    lines = []
     statistic = {"model": "mean test accuracy over seeds", "average": "mean across models",
                  "spread": "variance across models (ddof=1)"}
     for row in rows:
@@ -210,8 +207,9 @@ def table_csv(records: list[StudyRecord]) -> str:
             for c in cell.comparisons:
                 line[f"vs_baseline_{c.numeral}"] = c.verdict
                 line[f"p_baseline_{c.numeral}"] = "" if c.p_value is None else repr(c.p_value)
-            writer.writerow(line)
-    return out.getvalue()
+            lines.append(line)
+    # Every value a string already (floats as repr: full precision), so pandas writes them as they are.
+    return pd.DataFrame(lines, columns=CSV_FIELDS, dtype=object).to_csv(index=False, lineterminator="\n")
 
 
 def _latex_escape(text: str) -> str:

@@ -28,6 +28,7 @@ from study.runtime._keras_compat import (
     producer_of,
     run_graph,
 )
+from study.runtime._lazy import lazy_exports
 from study.runtime._logs import quiet_libraries, stderr_filtered
 from study.runtime._progress import (
     duration,
@@ -47,7 +48,7 @@ __all__ = [
     "EXIT_BAD_INPUT", "EXIT_INTERRUPTED", "EXIT_OK", "TEST_POINT", "Device", "SkipOneReplicaAllReduce", "StudyError",
     "adam_slots", "batches", "boot_id", "checkpoint", "current_device", "duration", "epoch_end", "estimate",
     "first_line", "fused_adam_step", "gpu_count", "import_tensorflow", "interrupts_deferred", "is_graph_model",
-    "is_sparse_gradient", "layer_node_in", "live", "metrics_text", "pin_worker", "producer_of", "quiet_libraries",
+    "is_sparse_gradient", "layer_node_in", "lazy_exports", "live", "metrics_text", "pin_worker", "producer_of", "quiet_libraries",
     "quiet_tensorflow", "raise_held_interrupt", "replicas_in_sync", "run_graph", "running", "say", "show",
     "start_ticks", "start_up", "stderr_filtered", "train_begin", "train_end",
 ]

@@ -9,25 +9,21 @@ Example:
     >>> outcome.complete, outcome.study.best_trial.params["candidate"]  # doctest: +SKIP
 """
 
-import importlib
+from study.runtime import lazy_exports
 
 _NAMES = {
     "study.search._study": ("SearchOutcome", "SearchPlan", "load_or_create_study", "prepare_search", "record_tied_set",
                             "run_search", "run_trials"),
     "study.search._objective": ("Objective", "repeat_splits"),
     "study.search._samplers": ("CLAIM_WAIT_SECONDS", "OrderedGridSampler", "make_sampler"),
-    "study.search._pruners": ("PRUNERS", "ReportToTrial", "fit_or_prune", "gpu_aware", "make_pruner"),
+    "study.search._pruners": ("PRUNERS", "ReportToTrial", "fit_or_prune", "out_of_memory_aware", "make_pruner"),
     "study.search._race": ("RacePruner",),
     "study.search._workers": ("run_workers", "split_trials"),
     "study.search._progress": ("SearchProgress", "best_so_far", "best_text", "is_pair"),
 }
 
 
-def __getattr__(name: str):
-    for module, names in _NAMES.items():
-        if name in names:
-            return getattr(importlib.import_module(module), name)
-    raise AttributeError(f"module 'study.search' has no attribute {name!r}")
+__getattr__ = lazy_exports("study.search", _NAMES)
 
 
 __all__ = [name for names in _NAMES.values() for name in names]

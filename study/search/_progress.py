@@ -14,9 +14,11 @@ from study.storage import DUPLICATE_OF, INTERVAL_95, PARAM, PRUNE_REASON, SECOND
 
 def best_so_far(study: optuna.Study) -> tuple[float, int] | None:
     """(value, trial number) of the study's best complete trial so far, or None."""
-    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    best = max(complete, key=lambda t: t.value, default=None)
-    return None if best is None else (best.value, best.number)
+    try:
+        best = study.best_trial
+    except ValueError:  # no complete trial yet
+        return None
+    return best.value, best.number
 
 
 

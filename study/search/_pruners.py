@@ -1,4 +1,4 @@
-"""Trial pruning: the GPU-aware pruner of `--pruner`, the out-of-memory policy, and the Keras
+"""Trial pruning: the pruner of `--pruner` (which also prunes a trial that ran out of device memory), the Keras
 callback that reports every epoch to it."""
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ PRUNERS = {
 
 
 def make_pruner(config: StudyConfig) -> optuna.pruners.BasePruner:
-    """The pruner for `--pruner`, GPU-aware: the race across repeats, or a per-epoch pruner that
+    """The pruner for `--pruner`, out-of-memory aware: the race across repeats, or a per-epoch pruner that
     never prunes before `--pruner-warmup` epochs.
 
     Example:
@@ -45,10 +45,10 @@ def make_pruner(config: StudyConfig) -> optuna.pruners.BasePruner:
         "hyperband": dict(min_resource=max(1, warmup), max_resource=config.epochs),
         "none": {},
     }[config.pruner]
-    return gpu_aware(PRUNERS[config.pruner])(**arguments)
+    return out_of_memory_aware(PRUNERS[config.pruner])(**arguments)
 
 
-def gpu_aware(pruner_class: type[optuna.pruners.BasePruner]) -> type[optuna.pruners.BasePruner]:
+def out_of_memory_aware(pruner_class: type[optuna.pruners.BasePruner]) -> type[optuna.pruners.BasePruner]:
     """A subclass of `pruner_class` that also prunes every trial that does not fit the device.
 
     Curves are judged by the chosen pruner; a trial marked by `fit_or_prune` as out of device
@@ -56,17 +56,17 @@ def gpu_aware(pruner_class: type[optuna.pruners.BasePruner]) -> type[optuna.prun
     (its samplers read a HyperbandPruner's brackets by type).
 
     Example:
-        >>> pruner = gpu_aware(optuna.pruners.MedianPruner)()
+        >>> pruner = out_of_memory_aware(optuna.pruners.MedianPruner)()
         >>> isinstance(pruner, optuna.pruners.MedianPruner)
         True
     """
 
-    class GpuAware(pruner_class):
+    class OutOfMemoryAware(pruner_class):
         def prune(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> bool:
             return OUT_OF_MEMORY in trial.system_attrs or super().prune(study, trial)
 
-    GpuAware.__name__ = GpuAware.__qualname__ = f"GpuAware{pruner_class.__name__}"
-    return GpuAware
+    OutOfMemoryAware.__name__ = OutOfMemoryAware.__qualname__ = f"OutOfMemoryAware{pruner_class.__name__}"
+    return OutOfMemoryAware
 
 
 def fit_or_prune(

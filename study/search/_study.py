@@ -14,7 +14,7 @@ from optuna.study import StudyDirection
 from study.candidates import Candidate, layer_ranking, layer_summary, make_candidates
 from study.config import StudyConfig
 from study.inputs import Splits, block_delimiters, block_pattern, build_backbone, input_map, load_splits, registered
-from study.runtime import StudyError
+from study.runtime import StudyError, checkpoint
 from study.search._objective import Objective
 from study.search._progress import SearchProgress
 from study.search._pruners import make_pruner
@@ -37,6 +37,7 @@ from study.storage import (
     finished_trials,
     open_storage,
     reading,
+    resume_mismatch,
     rounded,
     running_candidates,
     save_records,
@@ -149,7 +150,9 @@ def prepare_search(config: StudyConfig) -> SearchPlan:
     candidates = make_candidates(config, backbone, ranked_layers=ranked)
     order = [c.name for c in reversed(candidates)]  # the paper searches from the output end
     # Every input is known to be good: only now is the storage opened (and made, if new).
-    storage = open_storage(config.storage)
+    checkpoint("open-storage")  # tests start several commands on one new storage here (STUDY_TEST_POINT)
+    # and kill a process right after a trial's commit ("trial-created")
+    storage = open_storage(config.storage, created=lambda trial: checkpoint("trial-created"))
     study = load_or_create_study(
         storage, config, splits, candidates, make_sampler(config, order), layer_params=layer_params
     )
@@ -222,14 +225,10 @@ def record_tied_set(outcome: SearchOutcome, config: StudyConfig) -> list[str]:
 
 
 def _check_same(config: StudyConfig, splits: Splits, attrs: dict) -> None:
-    changed = config.differences(attrs[CONFIG])
-    if changed:
-        raise StudyError(
-            f"study {config.name!r} already exists with another configuration ({'; '.join(changed)}); "
-            "run with the original options to resume it, or pass a new --study-name"
-        )
-    if attrs.get(SPLITS, {}).get(FINGERPRINT) != splits.fingerprint():
-        raise StudyError(
-            f"study {config.name!r} was made from other images (the splits differ); "
-            "restore the original data or pass a new --study-name"
-        )
+    mismatch = resume_mismatch(config, attrs, splits.fingerprint())
+    if mismatch == "images":
+        raise StudyError(f"study {config.name!r} was made from other images (the splits differ); "
+                         "restore the original data or pass a new --study-name")
+    if mismatch:
+        raise StudyError(f"study {config.name!r} already exists with another configuration ({mismatch}); "
+                         "run with the original options to resume it, or pass a new --study-name")

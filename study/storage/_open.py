@@ -24,14 +24,14 @@ import re
 import sqlite3
 import time
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import optuna
 import sqlalchemy
 import sqlalchemy.exc
 from optuna.trial import FrozenTrial, TrialState
 
-from study.runtime import StudyError, checkpoint, first_line
+from study.runtime import StudyError, first_line
 from study.storage._optuna_compat import TemplateTrialStorage
 from study.storage._owner import this_process
 from study.storage._schema import OWNER
@@ -108,9 +108,9 @@ def check_destinations(url: str, artifact_dir: str) -> None:
         raise StudyError(f"--artifact-dir {artifact_dir}: cannot write there ({problem}); choose another folder")
 
 
-def open_storage(url: str) -> optuna.storages.BaseStorage:
+def open_storage(url: str, created: Callable[[FrozenTrial], None] | None = None) -> optuna.storages.BaseStorage:
     """An Optuna RDB storage with heartbeats, whose trials are created with their owner; for SQLite
-    the folder is created and checked first.
+    the folder is created and checked first. `created(trial)` runs right after a new trial's commit.
 
     Example:
         >>> storage = open_storage("sqlite:///:memory:")
@@ -123,10 +123,9 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
             raise StudyError(f"--storage {masked(url)}: cannot create {path.parent} ({error.strerror})") from None
         if not _writable(path):
             raise StudyError(f"--storage {masked(url)}: {path} is not writable; choose another path")
-    checkpoint("open-storage")
     return _rdb_storage(
         url, heartbeat_interval=HEARTBEAT_SECONDS, grace_period=GRACE_SECONDS,
-        new_trial=owned_trial, created=_trial_created,
+        new_trial=owned_trial, created=created,
     )
 
 
@@ -181,10 +180,6 @@ def owned_trial() -> FrozenTrial:
         datetime_complete=None, params={}, distributions={}, user_attrs={},
         system_attrs={OWNER: this_process()}, intermediate_values={}, trial_id=0,
     )
-
-
-def _trial_created(trial: FrozenTrial) -> None:
-    checkpoint("trial-created")  # a test kills the process here: right after the trial's commit
 
 
 def sqlite_path(url: str) -> Path | None:

@@ -15,6 +15,7 @@ from study.storage._optuna_compat import storage_of
 from study.storage._schema import (
     CONFIG,
     FINAL_TEST_ACCURACY,  # noqa: F401 (the examples)
+    FINGERPRINT,
     LARGE_RECORDS,
     MEAN,
     PARAM,
@@ -23,6 +24,7 @@ from study.storage._schema import (
     SECONDS,
     SEEDS,
     SELECT_ON,
+    SPLITS,
     TEST_ACCURACY,
     TRAIN_ACCURACY,
     TRIAL,
@@ -68,6 +70,24 @@ def save_records(study: optuna.Study, records: dict) -> None:
         else:
             study.set_user_attr(key, value)
 
+
+
+def resume_mismatch(config, records: dict, fingerprint: str) -> str | None:
+    """Why a study's stored records do not match `config` (a StudyConfig) and images of `fingerprint`: the
+    differing options ("epochs: 50 -> 3; ..."), "images" when the splits differ, None when they match.
+
+    Example:
+        >>> from study.config import StudyConfig
+        >>> config = StudyConfig(epochs=3)
+        >>> resume_mismatch(config, {CONFIG: StudyConfig().identity(), SPLITS: {FINGERPRINT: "f"}}, "f")
+        'epochs: 50 -> 3'
+        >>> resume_mismatch(config, {CONFIG: config.identity(), SPLITS: {FINGERPRINT: "f"}}, "g")
+        'images'
+    """
+    changed = config.differences(records[CONFIG])
+    if changed:
+        return "; ".join(changed)
+    return "images" if records.get(SPLITS, {}).get(FINGERPRINT) != fingerprint else None
 
 
 def made_by_tool(records: dict) -> bool:

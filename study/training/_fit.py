@@ -165,9 +165,8 @@ def _traced_model(cache: PrefixCache, trained: keras.Model, candidate: Candidate
     """The model to fit: the cache's kept model of the last training if it has the same graph as
     `trained`, restarted from `trained`'s state; else `trained`, kept for the next training.
 
-    Tracing and optimising a training graph costs about as much as a small candidate's whole
-    training (1-2 s of 3-4 s at 32 px on a CPU), and the repeats of a candidate (and the seeds of
-    the final stage) train the same graph one after another: they trace it once. The kept model
+    The repeats of a candidate (and the seeds of the final stage) train the same graph one after
+    another: they trace it once (tracing costs about as much as a small candidate's training). The kept model
     starts from exactly the state a new one would (weights, dropout seeds, a zeroed optimizer), so
     the result is the same.
     """

@@ -14,11 +14,10 @@ STEPS_PER_EXECUTION = 16
 class FusedAdam(SkipOneReplicaAllReduce, keras.optimizers.Adam):
     """Keras's Adam, each variable updated by TensorFlow's fused Adam kernel (`ResourceApplyAdam`).
 
-    The same update rule. Keras builds it from about ten element-wise ops per variable: at the
-    paper's batch of 4 their launch overhead, and on the 8M-weight head at 224 px their memory
-    traffic, cost more than the rest of a head-only training step (a head-only epoch at 224 px: 2.0 s
-    with Keras's Adam, 0.68 s with this). Models saved for users carry Keras's own Adam instead
-    (`compile_model` before saving), so they load without this package.
+    The same update rule in one kernel per variable instead of about ten element-wise ops (whose launch
+    overhead and memory traffic dominate a head-only step at the paper's batch of 4; README:
+    performance). Sparse gradients and AMSGrad take Keras's own path. Models saved for users carry no
+    optimizer, so they load without this package.
 
     Example:
         >>> model.compile(optimizer=FusedAdam(learning_rate=5e-5), loss="sparse_categorical_crossentropy")  # doctest: +SKIP
