@@ -8,6 +8,7 @@ optuna.create_study and set_user_attr, so every number below is known.
 
 import contextlib
 import csv
+import dataclasses
 import hashlib
 import io
 import os
@@ -32,6 +33,7 @@ from study.config import StudyConfig
 from study.report import (
     LABELS,
     StudyRecord,
+    baseline_comparisons,
     decision_text,
     export_figures,
     figure_sections,
@@ -40,6 +42,7 @@ from study.report import (
     table_csv,
     table_html,
     table_latex,
+    table_notes,
     table_rows,
 )
 from study.stats import summarize, tied_with_winner
@@ -346,8 +349,19 @@ def test_table_one_std_ties_and_significance(made):
                        f"0.710 ± {std['block']:.3f}": "+I", f"0.710 ± {std['layer']:.3f}": "+I",
                        f"0.592 ± {std['top3']:.3f}": "−I −II"}
     assert ("+I / −I: significantly better / worse than Baseline I on the same 3 seeds, +II / −II: than Baseline II "
-            "(two-sided paired t-test over seeds, alpha 0.05 per comparison)") in page
+            "(two-sided paired t-test over seeds, alpha 0.05 per comparison: the study's --race-alpha)") in page
     assert "mean ± std over 3 seed(s) (sample std, ddof=1" in page
+
+
+def test_table_one_and_the_final_figure_use_the_studies_alpha(made):
+    """One alpha everywhere a significance is shown: a study run with --race-alpha 0.2 is marked at 0.2 in
+    Table I and in the final figure, and both say so (they used a fixed 0.05)."""
+    records = [dataclasses.replace(r, config=dataclasses.replace(r.config, race_alpha=0.2)) for r in made["records"]]
+    comparisons = [c for r in records for c in baseline_comparisons(r, records)]
+    assert comparisons and {c.alpha for c in comparisons} == {0.2}
+    assert "alpha 0.2 per comparison: the study's --race-alpha" in " ".join(table_notes(records))
+    figure = next(s.figure for s in figure_sections(records) if s.id == "test-accuracy-per-strategy")
+    assert "alpha 0.2)" in figure.layout.title.text.replace("<br>", " ")
 
 
 def test_table_one_as_csv_and_latex(made):
@@ -435,7 +449,7 @@ def test_the_candidates_figure_marks_the_winner_and_the_tied_set(made):
     assert list(traces["significantly worse"].x) == ["block-02", "block-04"]
     assert list(traces["stopped early (pruned)"].x) == ["block-06"]
     # Mean and the stored 95% interval per candidate; the axis zoomed to the intervals (not 0..1).
-    interval = summarize(BLOCK[2])["interval_95"]
+    interval = summarize(BLOCK[2]).interval_95
     assert traces["winner"].error_y.array[0] == pytest.approx(interval[1] - np.mean(BLOCK[2]))
     low, high = fig.layout.yaxis.range
     assert 0.45 < low < 0.55 and 0.70 < high < 0.75
