@@ -25,6 +25,20 @@ def _bomb(root):
     return ["--data-dir", str(root)]
 
 
+def _legacy_model(tmp_path):
+    """A whole model in Keras 2's HDF5 format, as Keras 3 still writes it."""
+    path = tmp_path / "old.h5"
+    keras.Sequential([keras.Input((32, 32, 3)), keras.layers.Conv2D(4, 3, name="conv")]).save(path)
+    return str(path)
+
+
+def _made(path, folder=False):
+    """`path` made (a folder, or an empty file) with its parents: a result of an earlier mistake."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.mkdir() if folder else path.write_text("")
+    return path
+
+
 def _vgg_weights(tmp_path):
     path = tmp_path / "vgg.weights.h5"
     keras.applications.VGG16(include_top=False, weights=None, input_shape=(32, 32, 3)).save_weights(path)
@@ -77,12 +91,82 @@ CASES = {
         lambda tmp: (tmp / "notes.db").write_text("my notes") and ["--storage", f"sqlite:///{tmp}/notes.db"],
         "is not a SQLite database",
     ),
+    "model that is a folder": (lambda tmp: ["--model", str(_made(tmp / "saved", folder=True))], "saved: is a folder"),
+    "model folder named .keras": (lambda tmp: ["--model", str(_made(tmp / "m.keras", folder=True))], "is a folder"),
+    "legacy HDF5 model": (lambda tmp: ["--model", _legacy_model(tmp)],
+                          "legacy HDF5 models are not accepted; convert it once with keras.models.load_model("),
+    "weights file as the model": (lambda tmp: ["--model", str(_made(tmp / "w.weights.h5"))],
+                                  "a weights file, not a model; pass it as --weights"),
+    "model file of another kind": (lambda tmp: ["--model", str(_made(tmp / "m.pb"))], "not a .keras model file"),
+    "weights that are a folder": (lambda tmp: ["--weights", str(_made(tmp / "w", folder=True))], "w: is a folder"),
+    "data dir that is a file": (lambda tmp: ["--data-dir", str(_made(tmp / "photos.zip"))],
+                                "photos.zip: is a file, not a folder; give a folder of class sub-folders"),
+    # The saved model goes to <artifact dir>/../models/<study>.keras (tiny_args: tmp/artifacts).
+    "models folder that is a file": (lambda tmp: _made(tmp / "models") and [],
+                                     "where the run saves its final model (" + "{tmp}/models is a file)"),
+    "saved model path that is a folder": (
+        lambda tmp: _made(tmp / "models" / "synthetic-vgg16-block.keras", folder=True) and [],
+        "synthetic-vgg16-block.keras, where the run saves its final model (it is a folder)",
+    ),
+    "model metadata path that is a folder": (
+        lambda tmp: _made(tmp / "models" / "synthetic-vgg16-block.json", folder=True) and [],
+        "synthetic-vgg16-block.json, where the run saves its final model (it is a folder)",
+    ),
+    "the last protocol study's model path is a folder": (
+        lambda tmp: _made(tmp / "models" / "synthetic-vgg16-random.keras", folder=True) and ["--strategy", "all"],
+        "synthetic-vgg16-random.keras, where the run saves its final model (it is a folder)",
+    ),
     "storage password is not shown": (
         lambda tmp: ["--storage", "postgresql+psycopg://study:s3cret@127.0.0.1:9/study"],
         "--storage postgresql+psycopg://study:***@127.0.0.1:9/study: cannot open it",
     ),
 }
 
+
+# --- issue 18: every number bounded, NaN and infinity refused, in-memory storage with workers -------
+BIG = "100000000000000000000"  # 10**20, an integer argparse accepts (as the issue typed "1e20")
+CASES.update({
+    "huge image size": (lambda tmp: ["--image-size", "100000"], "--image-size must be at most 1024 (got 100000): every image"),
+    "image size 10**20": (lambda tmp: ["--image-size", BIG], f"--image-size must be at most 1024 (got {BIG})"),
+    "image size 1e20 as written": (lambda tmp: ["--image-size", "1e20"], "argument --image-size: invalid int value: '1e20'"),
+    "seed over numpy's range": (lambda tmp: ["--seed", "4294967296"],
+                                "--seed must be at most 4294967295 (got 4294967296): numpy's seed range"),
+    "seed whose repeats leave numpy's range": (lambda tmp: ["--seed", "4294967295", "--repeats", "2"],
+                                               "trains with seeds up to 4294967296, over numpy's seed range"),
+    "batch size 10**20": (lambda tmp: ["--batch-size", BIG], "--batch-size must be at most 4096"),
+    "search repeats 10**20": (lambda tmp: ["--search-repeats", BIG, "--pruner", "race"],
+                              "--search-repeats must be at most 100"),
+    "epochs 10**20": (lambda tmp: ["--epochs", BIG], "--epochs must be at most 10000"),
+    "random draws 10**20": (lambda tmp: ["--random-draws", BIG], "--random-draws must be at most 10000"),
+    "random draws 10**20, random strategy": (lambda tmp: ["--strategy", "random", "--random-draws", BIG],
+                                             "--random-draws must be at most 10000"),
+    "more random draws than sets of layers": (lambda tmp: ["--strategy", "random", "--random-k", "12", "--random-draws", "14"],
+                                              "--random-draws 14 is more than the 13 different sets of 12"),
+    "final repeats 10**20": (lambda tmp: ["--repeats", BIG], "--repeats must be at most 1000"),
+    "synthetic size 10**20": (lambda tmp: ["--synthetic-size", BIG], "--synthetic-size must be at most 1000000"),
+    "synthetic set larger than memory": (lambda tmp: ["--synthetic-size", "1000000", "--image-size", "1024"],
+                                         "1000000 images at --image-size 1024 need about 14.3 TiB of memory"),
+    "cache budget nan": (lambda tmp: ["--cache-budget-gb", "nan"], "--cache-budget-gb must be a finite number (got nan)"),
+    "cache budget inf": (lambda tmp: ["--cache-budget-gb", "inf"], "--cache-budget-gb must be a finite number (got inf)"),
+    "cache budget 1e300": (lambda tmp: ["--cache-budget-gb", "1e300"], "--cache-budget-gb must be at most"),
+    "workers 10**20": (lambda tmp: ["--workers", BIG], "--workers must be at most 64"),
+    "workers on an in-memory storage": (lambda tmp: ["--workers", "2", "--storage", "sqlite:///:memory:"],
+                                        "--workers 2 needs a storage the worker processes can share"),
+    "learning rate nan": (lambda tmp: ["--learning-rate", "nan"], "--learning-rate must be a finite number (got nan)"),
+    "learning rate inf": (lambda tmp: ["--learning-rate", "inf"], "--learning-rate must be a finite number (got inf)"),
+    "race alpha nan": (lambda tmp: ["--race-alpha", "nan"], "--race-alpha must be a finite number (got nan)"),
+    "test fraction nan": (lambda tmp: ["--test-fraction", "nan"], "--test-fraction must be a finite number (got nan)"),
+    "search-train fraction inf": (lambda tmp: ["--search-train-fraction", "inf"], "--search-train-fraction must be a finite"),
+    "search-val fraction -inf": (lambda tmp: ["--search-val-fraction=-inf"], "--search-val-fraction must be a finite"),
+    "test fraction over one": (lambda tmp: ["--test-fraction", "1.5"], "--test-fraction must be between 0 and 1 (got 1.5)"),
+    "n-trials 10**20": (lambda tmp: ["--n-trials", BIG], "--n-trials must be at most 100000"),
+    "window size 10**20": (lambda tmp: ["--window-size", BIG], "--window-size must be at most 10000"),
+    "random k 10**20": (lambda tmp: ["--random-k", BIG], "--random-k must be at most 10000"),
+    "top k 10**20": (lambda tmp: ["--top-k", BIG], "--top-k must be at most 10000"),
+    "pruner warmup 10**20": (lambda tmp: ["--pruner-warmup", BIG], "--pruner-warmup must be at most 10000"),
+    "synthetic classes 10**20": (lambda tmp: ["--synthetic-classes", BIG], "--synthetic-classes must be at most 1000"),
+})
+# --- end of issue 18's block ----------------------------------------------------------------------
 
 def _existing_storage(db):
     """A storage as an earlier run leaves it: WAL mode, a study with records and a finished trial."""
@@ -102,6 +186,7 @@ def _files(folder):
 def test_bad_input_gives_one_line_and_exit_2(tmp_path, tiny_args, capsys, case, storage):
     make_args, message = CASES[case]
     args = tiny_args(*make_args(tmp_path))
+    message = message.replace("{tmp}", str(tmp_path))
     db = tmp_path / "studies.db"
     if storage == "existing":
         _existing_storage(db)
@@ -130,3 +215,21 @@ def test_command_line_exit_code_without_traceback(tmp_path):
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1].startswith("error: --model 'alexnet' is unknown")
     assert "Traceback" not in result.stderr
+
+
+def test_the_hdf5_message_converts_the_model(tmp_path):
+    """The conversion the HDF5 message gives works as written, and the tool takes its result."""
+    import re
+
+    from study.inputs import load_model_file
+    from study.run import parse_args
+    from study.runtime import StudyError
+
+    legacy = _legacy_model(tmp_path)
+    with pytest.raises(StudyError) as refused:
+        parse_args(["--model", legacy])
+    recipe = re.search(r"convert it once with (keras\.models\.load_model\(.*?\)\.save\(.*?\))", str(refused.value))
+    eval(recipe.group(1), {"keras": keras})  # the very text a user copies
+    converted = str(refused.value).rsplit(" and pass ", 1)[1]
+    assert parse_args(["--model", converted]).model == converted
+    assert [layer.name for layer in load_model_file(converted, 32).layers][-1] == "conv"

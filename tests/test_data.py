@@ -1,3 +1,5 @@
+import warnings
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -96,3 +98,83 @@ def test_unreadable_image_is_named(tmp_path):
     (tmp_path / "a" / "broken.jpg").write_bytes(b"not an image")
     with pytest.raises(StudyError, match="broken.jpg"):
         load_image_folder(str(tmp_path), 32)
+
+
+def test_images_that_cannot_fit_in_memory_are_refused_before_reading(tmp_path, monkeypatch):
+    """The data set's bytes (uint8 and float32 copies) against the machine's memory, before any image is read."""
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        for i in range(4):
+            Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / name / f"{i}.png")
+    monkeypatch.setattr("study.runtime._memory.memory_bytes", lambda: 1_000_000)  # 1 MB of memory
+    assert load_image_folder(str(tmp_path), 32)[0].shape == (8, 32, 32, 3)  # 8 * 32 * 32 * 3 * 5 bytes: 123 KB
+    with pytest.raises(StudyError, match=r"--data-dir .*: 8 images at --image-size 256 need about 7.5 MiB of memory"):
+        load_image_folder(str(tmp_path), 256)
+    with pytest.raises(StudyError, match="--synthetic-size 250: 250 images at --image-size 224"):
+        StudyConfig(dataset="synthetic").validate()
+
+
+def _png16(path, pixels):
+    """A 16-bit PNG written byte by byte (PIL writes 16-bit grayscale only): (H, W) gray or (H, W, 3) RGB."""
+    import struct
+    import zlib
+
+    height, width = pixels.shape[:2]
+    colour = 2 if pixels.ndim == 3 else 0
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    rows = b"".join(b"\x00" + row.astype(">u2").tobytes() for row in pixels.reshape(height, -1))
+    header = struct.pack(">IIBBBBB", width, height, 16, colour, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows))
+                     + chunk(b"IEND", b""))
+
+
+def _gradient(channels):
+    """An 8-bit picture of 32x32 px that uses the whole range: a gradient, per channel in its own direction."""
+    ramp = np.linspace(0, 255, 32).round().astype(np.uint8)
+    planes = [np.tile(ramp, (32, 1)), np.tile(ramp[:, None], (1, 32)), np.tile(ramp[::-1], (32, 1))]
+    return planes[0] if channels == 1 else np.stack(planes, axis=-1)
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_16_bit_images_are_read_as_their_8_bit_version(tmp_path, channels):
+    picture = _gradient(channels)
+    for name in ("a", "b"):  # two classes, each the same picture: 8-bit in one folder, 16-bit in the other
+        (tmp_path / "eight" / name).mkdir(parents=True)
+        (tmp_path / "sixteen" / name).mkdir(parents=True)
+        Image.fromarray(picture).save(tmp_path / "eight" / name / "p.png")
+        _png16(tmp_path / "sixteen" / name / "p.png", picture.astype(np.uint16) * 257)  # 8-bit v is 16-bit 257 v
+    if channels == 1:
+        assert Image.open(tmp_path / "sixteen" / "a" / "p.png").mode.startswith("I")  # PIL's 16-bit gray mode
+    eight, _, _ = load_image_folder(str(tmp_path / "eight"), 32)
+    sixteen, _, _ = load_image_folder(str(tmp_path / "sixteen"), 32)
+    assert sixteen.dtype == np.uint8 and sixteen.shape == (2, 32, 32, 3)
+    np.testing.assert_array_equal(sixteen, eight)
+    assert (sixteen == 255).mean() < 0.1  # not clipped to white (it was 97% white)
+
+
+@pytest.mark.parametrize("mode, expected", [
+    ("I", [[128, 128, 128]]),  # 32-bit integer: a 16-bit range (older PIL opens 16-bit PNGs so)
+    ("F", [[255, 255, 255]]),  # float: 0..1, clipped
+    ("LA", [[128, 128, 128]]),  # alpha dropped
+    ("CMYK", [[0, 0, 0]]),
+])
+def test_every_image_mode_is_read_as_rgb(mode, expected):
+    from study.inputs import rgb_pixels
+
+    value = {"I": 32896, "F": 1.5, "LA": (128, 0), "CMYK": (0, 0, 0, 255)}[mode]
+    assert rgb_pixels(Image.new(mode, (1, 1), value)).tolist() == [expected]
+
+
+def test_a_palette_with_transparency_is_read_without_a_warning(tmp_path):
+    image = Image.new("P", (2, 2))
+    image.putpalette([255, 0, 0, 0, 255, 0] + [0] * 762)
+    image.save(tmp_path / "p.png", transparency=b"\x00\xff")  # index 0 transparent, given as bytes
+    from study.inputs import rgb_pixels
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with Image.open(tmp_path / "p.png") as opened:
+            assert rgb_pixels(opened)[0, 0].tolist() == [255, 0, 0]

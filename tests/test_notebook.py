@@ -1,12 +1,15 @@
 """notebooks/analysis.ipynb executes headless against a storage and draws every figure."""
 
 import contextlib
+import os
 import shutil
 import sqlite3
+import time
 from pathlib import Path
 
 import nbformat
 import optuna
+from browser import NAMES as BROWSER_NAMES
 from browser import ci_requires_everything, find_browser
 from nbclient import NotebookClient
 
@@ -43,6 +46,37 @@ def test_notebook_runs_against_the_protocol_storage(protocol_storage, monkeypatc
         assert pngs
     else:  # without a browser the notebook still runs, and says so
         assert pngs or "figures are interactive only" in text
+
+
+def _without_a_browser_on_path(monkeypatch) -> None:
+    """PATH without any folder that holds a Chrome or Chromium, and no BROWSER_PATH (the kernel inherits both)."""
+    monkeypatch.delenv("BROWSER_PATH", raising=False)
+    kept = [folder for folder in os.environ.get("PATH", "").split(os.pathsep)
+            if not any(shutil.which(name, path=folder) for name in BROWSER_NAMES)]
+    monkeypatch.setenv("PATH", os.pathsep.join(kept))
+
+
+def test_without_a_browser_the_notebook_says_so_at_once(protocol_storage, monkeypatch, tmp_path):
+    """No browser reachable at all (none on PATH, no BROWSER_PATH): the PNG probe decides at once,
+    where kaleido's server used to wait for a browser until the cell's timeout (300 s)."""
+    monkeypatch.setenv("STUDY_STORAGE", protocol_storage["url"])
+    _without_a_browser_on_path(monkeypatch)
+    problem = report.png_export_problem()  # where kaleido itself looks, with this PATH
+    notebook = nbformat.read(NOTEBOOK, as_version=4)
+    started = time.monotonic()
+    NotebookClient(notebook, timeout=60, kernel_name="python3",
+                   resources={"metadata": {"path": str(tmp_path)}}).execute()
+    seconds = time.monotonic() - started
+    outputs = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.outputs]
+    text = "".join(o.get("text", "") for o in outputs)
+    figures = [o for o in outputs if "application/vnd.plotly.v1+json" in o.get("data", {})]
+    assert figures and seconds < 120, seconds
+    if problem is None:  # kaleido finds one outside PATH (its usual install paths, its own download): it renders
+        assert all(o["data"].get("image/png") for o in figures)
+    else:
+        assert problem.startswith("PNG and SVG need Chrome or Chromium")
+        assert f"figures are interactive only (no PNG copies: {problem})" in text
+        assert not any(o["data"].get("image/png") for o in figures)
 
 
 def _first_cells(folder: Path) -> nbformat.NotebookNode:

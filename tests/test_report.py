@@ -136,6 +136,58 @@ def test_report_is_self_contained_and_reads_only(report):
     assert _content(report["db"]) == report["digest"]
 
 
+def _copy_storage(url: str, db: Path) -> None:
+    """A copy of the storage at `url` in `db`, made through SQLite (see _content); closed after."""
+    with contextlib.closing(sqlite3.connect(url.removeprefix("sqlite:///"))) as source, \
+            contextlib.closing(sqlite3.connect(db)) as copy:
+        source.backup(copy)
+
+
+STORAGES = {
+    "tables only": lambda db, run: optuna.storages.RDBStorage(f"sqlite:///{db}").engine.dispose(),
+    "a plain optuna.create_study": lambda db, run: optuna.create_study(
+        storage=f"sqlite:///{db}", study_name="plain").optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=2),
+    "a study run's": lambda db, run: _copy_storage(run["url"], db),
+}
+
+
+@pytest.mark.parametrize("kind", STORAGES)
+def test_the_report_never_changes_the_storage(protocol_storage, tmp_path, kind, capsys):
+    folder = tmp_path / "storage"
+    folder.mkdir()
+    db = folder / "studies.db"
+    STORAGES[kind](db, protocol_storage)
+    before, files = db.read_bytes(), sorted(os.listdir(folder))  # nothing in this process has the file open
+    assert files == ["studies.db"]
+    if kind == "a study run's":
+        assert before[18:20] == b"\x02\x02"  # WAL, as study.run leaves it
+    url = f"sqlite:///{db}"
+    for args in (["--output", str(tmp_path / "r.html"), "--figures", str(tmp_path / "figures")], ["--format", "csv"]):
+        main(["--storage", url, *args])
+    capsys.readouterr()
+    load_records(url)
+    assert sorted(os.listdir(folder)) == files  # no -wal, -shm or -journal made
+    assert db.read_bytes() == before  # the header too: a rollback-journal file stays one (bytes 18-19)
+
+
+def test_the_report_reads_a_storage_a_run_has_open(protocol_storage, tmp_path):
+    """While another connection writes (a run), the report reads under its locks and sees its latest commit."""
+    db = tmp_path / "studies.db"
+    _copy_storage(protocol_storage["url"], db)
+    url = f"sqlite:///{db}"
+    writer = optuna.storages.RDBStorage(url)  # WAL file: the copy is in WAL mode
+    try:
+        source = optuna.load_study(study_name="synthetic-tiny-block", storage=protocol_storage["url"])
+        optuna.copy_study(from_study_name=source.study_name, from_storage=protocol_storage["url"], to_storage=writer,
+                          to_study_name="committed-just-now")
+        files = sorted(os.listdir(tmp_path))
+        assert "studies.db-wal" in files
+        assert "committed-just-now" in [r.name for r in load_records(url)]
+        assert sorted(os.listdir(tmp_path)) == files
+    finally:
+        writer.engine.dispose()
+
+
 def test_only_the_named_studies_are_reported(protocol_storage, tmp_path):
     out = tmp_path / "block.html"
     assert main(["--storage", protocol_storage["url"], "--study", "synthetic-tiny-block", "--output", str(out)]) == 0
@@ -412,6 +464,38 @@ def test_an_empty_table_says_why(tmp_path, capsys):
     assert main(["--storage", url, "--format", "latex"]) == 0
     assert capsys.readouterr().out.startswith("% Table I is empty")
 
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--format", "pdf"], "argument --format: invalid choice: 'pdf'"),
+    (["--bogus"], "unrecognized arguments: --bogus"),
+    (["--study"], "argument --study: expected one argument"),
+])
+def test_bad_arguments_are_one_line_like_the_run_command(tmp_path, capsys, args, message):
+    assert main([*args, "--output", str(tmp_path / "r.html")]) == 2
+    out = capsys.readouterr()
+    lines = out.err.strip().splitlines()
+    assert out.out == "" and len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], out.err
+    assert lines[0].endswith("(see --help)") and not (tmp_path / "r.html").exists()
+
+
+@pytest.mark.parametrize("fmt", ["html", "csv", "latex"])
+@pytest.mark.parametrize("content", ["no study", "a study of another tool", "no finished trial"])
+def test_a_storage_with_nothing_to_report_is_an_error_in_every_format(tmp_path, capsys, fmt, content):
+    url = f"sqlite:///{tmp_path}/s.db"
+    storage = optuna.storages.RDBStorage(url)  # Optuna's tables
+    if content == "a study of another tool":
+        optuna.create_study(study_name="plain", storage=storage).optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=1)
+    if content == "no finished trial":
+        _study(storage, "block", [], finals=None)
+    storage.engine.dispose()
+    assert main(["--storage", url, "--format", fmt, "--output", str(tmp_path / "out")]) == 2
+    out = capsys.readouterr()
+    expected = ("no trial of synthetic-mobilenet_v2-block has finished yet" if content == "no finished trial"
+                else "holds no study made by python -m study.run")
+    lines = out.err.strip().splitlines()
+    assert out.out == "" and len(lines) == 1 and lines[0].startswith(f"error: --storage {url}: {expected}"), out.err
+    assert not (tmp_path / "out").exists()
 
 def _points(fig):
     return sum(len([x for x in trace.x if x is not None]) for trace in fig.data if trace.x is not None)

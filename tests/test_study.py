@@ -1,3 +1,6 @@
+import subprocess
+import sys
+
 import optuna
 import pytest
 
@@ -128,3 +131,14 @@ def test_head_and_full_baselines(tmp_path, tiny_args):
     head = _load(tmp_path, "synthetic-vgg16-head").trials[0].user_attrs["trainable_params"]
     full = _load(tmp_path, "synthetic-vgg16-full").trials[0].user_attrs["trainable_params"]
     assert full > head + 14_000_000  # VGG16's 14.7 M conv weights are trainable only in full
+
+
+def test_an_in_memory_storage_runs_clean(tiny_args):
+    """`--storage sqlite:///:memory:`: the heartbeat thread once got an empty database of its own
+    (a traceback per trial); now the run has one database and no heartbeat, and says it is gone.
+    The command itself: under pytest a thread's traceback would become a warning, not output."""
+    args = tiny_args("--strategy", "head", "--storage", "sqlite:///:memory:")
+    done = subprocess.run([sys.executable, "-m", "study.run", *args], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "Traceback" not in done.stdout + done.stderr and "Exception in thread" not in done.stderr, done.stderr[-3000:]
+    assert "final: head: test accuracy" in done.stdout and "the study was in memory" in done.stdout

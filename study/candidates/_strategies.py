@@ -14,6 +14,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 from typing import Callable
 
@@ -124,9 +125,16 @@ def random_candidates(names: list[str], k: int, draws: int, seed: int) -> list[C
     Example:
         >>> [c.layers for c in random_candidates(["a", "b", "c"], 2, 1, seed=0)]
         [('b', 'c')]
+        >>> random_candidates(["a", "b", "c"], 2, 4, seed=0)
+        Traceback (most recent call last):
+        study.runtime.StudyError: --random-draws 4 is more than the 3 different sets of 2 of the model's 3 weighted layers; use at most 3
     """
     if k > len(names):
         raise StudyError(f"--random-k {k} is more than the model's {len(names)} weighted layers")
+    distinct = math.comb(len(names), k)
+    if draws > distinct:  # more draws could only repeat a set: refused before any is drawn
+        raise StudyError(f"--random-draws {draws} is more than the {distinct} different sets of {k} of the model's "
+                         f"{len(names)} weighted layers; use at most {distinct}")
     rng = np.random.default_rng(seed)
     picks = [sorted(rng.choice(len(names), size=k, replace=False)) for _ in range(draws)]
     return [

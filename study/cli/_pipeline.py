@@ -21,11 +21,11 @@ from study.candidates import check_strategies
 from study.cli._protocol import protocol_configs
 from study.cli._summary import next_steps, study_summary
 from study.config import StudyConfig
-from study.final import final_model_path, run_final
+from study.final import run_final
 from study.report import publish, show_final_stage
 from study.runtime import duration, say
-from study.search import SearchOutcome, prepare_search, record_tied_set, run_trials, run_workers
-from study.storage import ARTIFACT_ID, MEAN, PARAM, VARIANCE, final_candidate
+from study.search import SearchOutcome, check_outputs, prepare_search, record_tied_set, run_trials, run_workers
+from study.storage import ARTIFACT_ID, MEAN, PARAM, VARIANCE, final_candidate, final_model_path, write_failures_reported
 
 
 @dataclasses.dataclass
@@ -92,21 +92,24 @@ def run(config: StudyConfig) -> list[StudyResult]:
     figures are written last, for every study run.
     """
     started = time.monotonic()
-    if config.strategy != "all":
-        results = [run_one(config)]
-    else:
-        check_strategies(protocol_configs(config))  # every step's options, before the first study runs
-        results, layer_done = [], False
-        steps = protocol_configs(config)
-        for number, step in enumerate(steps, 1):
-            heading = f"study {number} of {len(steps)}: {step.name}"
-            if step.strategy == "topk" and not layer_done:
-                say(f"{heading} waits for the layer-wise study; run the same command again")
-                continue
-            say(heading)
-            results.append(run_one(step))
-            layer_done = layer_done or (step.strategy == "layer" and results[-1].outcome.complete)
-    publish([r.study for r in results], config.artifact_dir)
+    with write_failures_reported(config):  # a full disk midway: one line, what is kept, how to resume
+        if config.strategy != "all":
+            results = [run_one(config)]
+        else:
+            steps = protocol_configs(config)
+            check_strategies(steps)  # every step's options, before the first study runs
+            for step in steps:
+                check_outputs(step)  # and every step's saved model: no study fails to save after its work
+            results, layer_done = [], False
+            for number, step in enumerate(steps, 1):
+                heading = f"study {number} of {len(steps)}: {step.name}"
+                if step.strategy == "topk" and not layer_done:
+                    say(f"{heading} waits for the layer-wise study; run the same command again")
+                    continue
+                say(heading)
+                results.append(run_one(step))
+                layer_done = layer_done or (step.strategy == "layer" and results[-1].outcome.complete)
+        publish([r.study for r in results], config.artifact_dir)
     print_summary(config, results, time.monotonic() - started)
     return results
 

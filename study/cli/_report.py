@@ -13,18 +13,18 @@ Example:
 
 from __future__ import annotations
 
-import argparse
 import sys
 
 from study.config import StudyConfig
-from study.runtime import EXIT_BAD_INPUT, StudyError, quiet_libraries
+from study.runtime import EXIT_BAD_INPUT, OneLineParser, StudyError, quiet_libraries
 
 DEFAULT_HTML = "storage/reports/report.html"
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m study.report`: returns the exit code (2 with a one-line error on bad input)."""
-    parser = argparse.ArgumentParser(prog="python -m study.report", description=__doc__.splitlines()[0])
+    """`python -m study.report`: returns the exit code (2 with a one-line error on bad input, on a
+    storage with nothing to report, and on one that cannot be read)."""
+    parser = OneLineParser(prog="python -m study.report", description=__doc__.splitlines()[0])
     parser.add_argument("--storage", default=StudyConfig.storage, help="Optuna storage URL")
     parser.add_argument("--study", action="append", help="a study to include (repeatable; default: all)")
     parser.add_argument("--format", choices=("html", "csv", "latex"), default="html",
@@ -32,14 +32,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", help=f"the file to write ('-': stdout; default: html {DEFAULT_HTML}, "
                                           "csv and latex stdout)")
     parser.add_argument("--figures", metavar="DIR", help="also write every figure to DIR as PNG and SVG")
-    args = parser.parse_args(argv)
-    output = args.output or (DEFAULT_HTML if args.format == "html" else "-")
-    info = sys.stderr if output == "-" else sys.stdout  # stdout may carry the table itself
     try:
+        args = parser.parse_args(argv)
+        output = args.output or (DEFAULT_HTML if args.format == "html" else "-")
+        info = sys.stderr if output == "-" else sys.stdout  # stdout may carry the table itself
         quiet_libraries()
-        from study.report import build_report, empty_reason, load_records, table_csv, table_latex, write_text
+        from study.report import build_report, empty_reason, load_records, nothing_to_report, table_csv, table_latex, write_text
+        from study.storage import masked
 
         records = load_records(args.storage, args.study)
+        if nothing_to_report(records):
+            raise StudyError(f"--storage {masked(args.storage)}: {nothing_to_report(records)}")
         text = {"html": build_report, "csv": table_csv, "latex": table_latex}[args.format](records)
         if output == "-":
             sys.stdout.write(text)
@@ -47,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             print(f"report: {write_text(text, output)}" if args.format == "html" else
                   f"table: {write_text(text, output)}", file=info)
-        if args.format == "csv" and not any(r.final for r in records):
+        if not any(r.final for r in records):  # the same note whatever the format (the page says it too)
             print(f"note: {empty_reason(records)}", file=sys.stderr)
         if args.figures:
             _write_figures(records, args.figures, info)

@@ -14,8 +14,16 @@ from study.runtime import quiet_tensorflow
 
 quiet_tensorflow()  # before anything imports TensorFlow
 
-from study.config import StudyConfig, parse_delimiters  # noqa: E402
-from study.runtime import EXIT_BAD_INPUT, EXIT_INTERRUPTED, StudyError, start_up  # noqa: E402
+from study.config import StudyConfig, bounds_text, class_names, flag_of  # noqa: E402
+from study.runtime import (  # noqa: E402
+    EXIT_BAD_INPUT,
+    EXIT_INTERRUPTED,
+    EXIT_WRITE_FAILED,
+    OneLineParser,
+    StudyError,
+    WriteError,
+    start_up,
+)
 
 DESCRIPTION = """\
 Find which layers of a pretrained Keras image model to fine-tune for your images: every candidate
@@ -36,11 +44,6 @@ afterwards (the run ends with these commands for its storage):
 """
 
 
-class _OneLineParser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:
-        raise StudyError(f"{message} (see --help)")
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser, one flag per StudyConfig field (its help, default and choices).
 
@@ -48,7 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
         >>> "--search-train-fraction" in build_parser().format_help()
         True
     """
-    parser = _OneLineParser(
+    parser = OneLineParser(
         prog="python -m study.run",
         description=DESCRIPTION,
         epilog=EXAMPLES,
@@ -56,8 +59,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     for field in dataclasses.fields(StudyConfig):
         meta = field.metadata
-        flag = meta.get("flag") or "--" + field.name.replace("_", "-")
+        flag = flag_of(field)
         help_text = meta["help"]
+        if bounds_text(field):  # what validate accepts, before the default; the error says why a larger value is refused
+            words, default_words = help_text.split(" (default:", 1) if "(default:" in help_text else (help_text, None)
+            help_text = f"{words} ({bounds_text(field)})" + (f" (default:{default_words}" if default_words else "")
         if "(default:" not in help_text:  # some say their default in words
             # A switch is off unless given (--no-prefix-cache switches the cache off).
             shown = "off" if isinstance(field.default, bool) else "none" if field.default is None else field.default
@@ -81,9 +87,7 @@ def parse_args(argv: list[str] | None = None) -> StudyConfig:
         3
     """
     args = vars(build_parser().parse_args(argv))
-    if args["delimiters"] is not None:
-        args["delimiters"] = parse_delimiters(args["delimiters"])
-    return StudyConfig(**args).validate()
+    return StudyConfig(**{**args, "delimiters": class_names(args["delimiters"])}).validate()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -98,13 +102,12 @@ def main(argv: list[str] | None = None) -> int:
     except StudyError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except WriteError as error:  # a full disk midway: finished trials are kept (study.storage's recovery)
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_WRITE_FAILED
     except KeyboardInterrupt:
         from study.storage import interruption_note
 
         print("\n" + interruption_note(config, sys.argv[1:] if argv is None else argv), file=sys.stderr)
         return EXIT_INTERRUPTED
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

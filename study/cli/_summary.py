@@ -8,6 +8,7 @@ import shlex
 import optuna
 
 from study.cli._report import DEFAULT_HTML
+from study.runtime import process_local
 from study.search import best_so_far, best_text, is_pair
 from study.storage import (
     ARTIFACT_ID,
@@ -64,7 +65,16 @@ def study_summary(name: str, study: optuna.Study, final: dict | None, left: int,
 
 
 def next_steps(storage: str, artifact_dir: str) -> list[str]:
-    """The commands that show the results: optuna-dashboard and the HTML report."""
+    """The commands that show the results: optuna-dashboard and the HTML report (none for a storage
+    that lived in this process only: it is gone when the run ends).
+
+    Example:
+        >>> next_steps("sqlite:///:memory:", "storage/artifacts")[1]  # doctest: +ELLIPSIS
+        '  the study was in memory (--storage sqlite:///:memory:) and ends with this run; to keep it ...'
+    """
+    if process_local(storage):
+        return ["next:", f"  the study was in memory (--storage {storage}) and ends with this run; to keep it for "
+                         "optuna-dashboard and the report, pass a file: --storage sqlite:///storage/studies.db"]
     return [
         "next:",
         f"  optuna-dashboard {shlex.quote(storage)} --artifact-dir {shlex.quote(artifact_dir)}",

@@ -3,12 +3,11 @@ the model a user gets back (raw pixels in, class probabilities out, usable witho
 
 Example:
     >>> final = run_final(config, run_search(config))  # doctest: +SKIP
-    >>> final["mean"], saved_metadata(final_model_path(config))["classes"]  # doctest: +SKIP
+    >>> final["mean"], saved_metadata(study.storage.final_model_path(config))["classes"]  # doctest: +SKIP
 """
 
-from study.final._export import final_model_path, safe_name, save_standalone, saved_metadata, standalone_model
+from study.final._export import save_standalone, saved_metadata, standalone_model
 from study.final._progress import FinalProgress
 from study.final._stage import run_final
 
-__all__ = ["FinalProgress", "final_model_path", "run_final", "safe_name", "save_standalone", "saved_metadata",
-           "standalone_model"]
+__all__ = ["FinalProgress", "run_final", "save_standalone", "saved_metadata", "standalone_model"]

@@ -16,6 +16,8 @@ import keras
 
 from study.config import StudyConfig
 from study.inputs import input_map
+from study.runtime import writing
+from study.storage import safe_name
 
 
 def standalone_model(config: StudyConfig, trained: keras.Model, backbone: keras.Model | None = None) -> keras.Model:
@@ -42,11 +44,6 @@ def standalone_model(config: StudyConfig, trained: keras.Model, backbone: keras.
     return keras.Model(pixels, view(x), name=safe_name(config.name))
 
 
-def final_model_path(config: StudyConfig) -> Path:
-    """Where the final model is saved for users: `<storage>/models/<study>.keras` next to the artifacts."""
-    return Path(config.artifact_dir).resolve().parent / "models" / f"{safe_name(config.name)}.keras"
-
-
 def save_standalone(model: keras.Model, path: str | Path, metadata: dict) -> Path:
     """Save `model` uncompiled (no optimizer, so nothing to warn about on load) with its metadata.
 
@@ -57,12 +54,14 @@ def save_standalone(model: keras.Model, path: str | Path, metadata: dict) -> Pat
         >>> save_standalone(model, "storage/models/flowers.keras", {"classes": ["daisy", "rose"]})  # doctest: +SKIP
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     text = json.dumps(metadata, indent=2, default=str)
-    model.save(path)
-    with zipfile.ZipFile(path, "a") as archive:
-        archive.writestr("study.json", text)
-    path.with_suffix(".json").write_text(text + "\n")
+    sidecar = path.with_suffix(".json")
+    with writing(path, partial=(path, sidecar)):  # a full disk: one line, no half-written model left
+        path.parent.mkdir(parents=True, exist_ok=True)
+        model.save(path)
+        with zipfile.ZipFile(path, "a") as archive:
+            archive.writestr("study.json", text)
+        sidecar.write_text(text + "\n")
     return path
 
 
@@ -77,11 +76,3 @@ def saved_metadata(path: str | Path) -> dict:
         return json.loads(archive.read("study.json"))
 
 
-def safe_name(name: str) -> str:
-    """`name` with every character a file name may not hold replaced by `_`.
-
-    Example:
-        >>> safe_name("block-01:conv1..conv2")
-        'block-01_conv1..conv2'
-    """
-    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)

@@ -7,9 +7,10 @@ from typing import Callable
 import optuna
 
 from study.config import StudyConfig
-from study.final._export import final_model_path, save_standalone, standalone_model
+from study.final._export import save_standalone, standalone_model
 from study.final._progress import FinalProgress
 from study.inputs import build_backbone, input_map, preprocessor
+from study.runtime import writing
 from study.search import SearchOutcome
 from study.storage import (
     ARTIFACT_ID,
@@ -24,6 +25,7 @@ from study.storage import (
     add_final_run,
     artifact_store,
     final_candidate,
+    final_model_path,
     new_final,
     save_records,
     study_records,
@@ -96,6 +98,7 @@ def _save_model(config: StudyConfig, study: optuna.Study, model, name: str, clas
     }
     path = save_standalone(standalone_model(config, model), final_model_path(config), metadata)
     store = artifact_store(config.artifact_dir)
-    return optuna.artifacts.upload_artifact(artifact_store=store, file_path=str(path), study_or_trial=study)
+    with writing(config.artifact_dir):
+        return optuna.artifacts.upload_artifact(artifact_store=store, file_path=str(path), study_or_trial=study)
 
 

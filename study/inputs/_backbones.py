@@ -7,6 +7,8 @@ how their input is scaled is `input_map` (study.inputs's preprocessing).
 from __future__ import annotations
 
 import dataclasses
+import os
+import re
 from typing import Callable
 
 import keras
@@ -14,7 +16,7 @@ import numpy as np
 
 from study.config import DEFAULT_DELIMITERS, StudyConfig
 from study.inputs._model_file import load_model_file, normalise
-from study.runtime import StudyError, first_line
+from study.runtime import StudyError, first_line, network_failure
 
 
 @dataclasses.dataclass(frozen=True)
@@ -143,6 +145,9 @@ def registered(config: StudyConfig) -> Backbone:
     if config.is_model_file:
         return None
     if config.model not in BACKBONES:
+        if os.path.isdir(config.model):  # a bare folder name (paths with a separator: StudyConfig.validate)
+            raise StudyError(f"--model {config.model}: is a folder, not a model file; give a saved .keras model "
+                             "(model.save('model.keras')) or a keras.applications name")
         names = ", ".join(BACKBONES)
         raise StudyError(f"--model {config.model!r} is unknown; choose a keras.applications name ({names}) "
                          "or a .keras file")
@@ -177,6 +182,15 @@ def block_pattern(config: StudyConfig) -> str | None:
 
 def _weights_problem(config: StudyConfig, error: Exception) -> str:
     if config.weights == "imagenet":
+        offline = network_failure(error)
+        fetch = re.match(r"URL fetch failure on (\S+): ", str(error))  # keras.utils.get_file's message names the URL
+        if offline is not None and fetch:
+            url = fetch.group(1)
+            return (
+                f"cannot download the ImageNet weights of {config.model} from {url} ({first_line(offline)}): no network, "
+                f"or the host is unreachable from here; download that file elsewhere and pass --weights PATH, or put it "
+                f"in Keras's cache {keras_cache()}"
+            )
         return (
             f"cannot build {config.model} with ImageNet weights ({first_line(error)}); "
             "offline, download the no-top weights file elsewhere and pass --weights PATH"
@@ -187,3 +201,21 @@ def _weights_problem(config: StudyConfig, error: Exception) -> str:
             f"{config.image_size} px ({first_line(error)}); give that model's no-top weights file"
         )
     return f"cannot build {config.model} at {config.image_size} px ({first_line(error)})"
+
+
+def keras_cache() -> str:
+    """Where `keras.applications` keeps downloaded weights, by Keras's own rule: $KERAS_HOME/models, else
+    ~/.keras/models; /tmp/.keras/models where that folder is not writable.
+
+    Example:
+        >>> keras_cache().endswith("models")
+        True
+    """
+    if "KERAS_HOME" in os.environ:
+        home = os.environ["KERAS_HOME"]
+    else:
+        base = os.path.expanduser("~")
+        home = os.path.join(base if os.access(base, os.W_OK) else "/tmp", ".keras")
+    if not os.access(os.path.expanduser(home), os.W_OK):  # keras.utils.get_file falls back the same way
+        home = os.path.join("/tmp", ".keras")
+    return os.path.join(home, "models")

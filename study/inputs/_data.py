@@ -16,10 +16,12 @@ import numpy as np
 
 from study.config import StudyConfig
 from study.inputs._synthetic import synthetic_images
-from study.runtime import StudyError, first_line
+from study.runtime import StudyError, causes, first_line, images_fit, network_failure
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif"}
 SPLIT_NAMES = ("search_train", "search_val", "pool", "test")
+# The archive tensorflow-datasets' tf_flowers builder downloads (about 218 MB): extracted, a --data-dir.
+FLOWER_PHOTOS_URL = "http://download.tensorflow.org/example_images/flower_photos.tgz"
 
 
 @dataclasses.dataclass
@@ -126,6 +128,8 @@ def load_image_folder(data_dir: str, image_size: int) -> tuple[np.ndarray, np.nd
         >>> images, labels, names = load_image_folder("flower_photos", 224)  # doctest: +SKIP
     """
     root = Path(data_dir)
+    if root.exists() and not root.is_dir():
+        raise StudyError(f"--data-dir {data_dir}: is a file, not a folder; give a folder of class sub-folders")
     if not root.is_dir():
         raise StudyError(f"--data-dir {data_dir}: no such folder; give a folder of class sub-folders")
     classes = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
@@ -145,6 +149,7 @@ def load_image_folder(data_dir: str, image_size: int) -> tuple[np.ndarray, np.nd
         )
     class_names = list(files)
     total = sum(len(paths) for paths in files.values())
+    images_fit(total, image_size, f"--data-dir {data_dir}")  # before the first image is read
     images = np.empty((total, image_size, image_size, 3), dtype=np.uint8)
     labels = np.empty(total, dtype=np.int64)
     position = 0
@@ -157,16 +162,18 @@ def load_image_folder(data_dir: str, image_size: int) -> tuple[np.ndarray, np.nd
 
 
 def load_tfds(name: str, image_size: int) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """All images of a tensorflow-datasets image classification set (downloaded on first use)."""
-    import tensorflow_datasets as tfds
+    """All images of a tensorflow-datasets image classification set (downloaded on first use).
 
+    The first use downloads and prepares the set in tensorflow-datasets' data dir
+    (~/tensorflow_datasets, or $TFDS_DATA_DIR); later uses read it from there. A failure says
+    what failed (`tfds_problem`).
+    """
     try:
+        import tensorflow_datasets as tfds
+
         dataset, info = tfds.load(name, split="all", as_supervised=True, with_info=True)
-    except Exception as error:  # tfds raises many types: no network, unknown name, bad cache
-        raise StudyError(
-            f"could not load {name!r} through tensorflow-datasets ({first_line(error)}); without internet, "
-            "pass an extracted copy as --data-dir DIR (one sub-folder of images per class)"
-        ) from None
+    except Exception as error:  # tfds raises many types: no network, unknown name, bad cache, missing package
+        raise StudyError(tfds_problem(name, error)) from None
     class_names = list(info.features["label"].names)
     images, labels = [], []
     for image, label in dataset.as_numpy_iterator():
@@ -175,6 +182,59 @@ def load_tfds(name: str, image_size: int) -> tuple[np.ndarray, np.ndarray, list[
         images.append(_resize(image, image_size))
         labels.append(int(label))
     return np.stack(images), np.asarray(labels, dtype=np.int64), class_names
+
+
+def tfds_problem(name: str, error: BaseException) -> str:
+    """The one-line message for tensorflow-datasets failing to load `name`: what failed and what to do.
+
+    A missing Python package, an unknown name, no network (with the offline route), a download
+    that does not match its checksum, or else tfds's own first line.
+
+    Example:
+        >>> tfds_problem("tf_flowers", ModuleNotFoundError("No module named 'x'", name="x"))
+        "tensorflow-datasets needs the Python package x to load 'tf_flowers': pip install x"
+    """
+    missing = next((e for e in causes(error) if isinstance(e, ImportError) and e.name), None)
+    if missing is not None:
+        package = missing.name.split(".")[0]
+        return f"tensorflow-datasets needs the Python package {package} to load {name!r}: pip install {package}"
+    from tensorflow_datasets.core import DatasetNotFoundError, constants
+    from tensorflow_datasets.core.download.download_manager import NonMatchingChecksumError
+
+    if any(isinstance(e, DatasetNotFoundError) for e in causes(error)):
+        return f"tensorflow-datasets has no data set {name!r}{_close_names(name)}; see https://www.tensorflow.org/datasets/catalog"
+    reason = first_line(error)
+    if network_failure(error):
+        reason = first_line(network_failure(error))
+        offline = (
+            f"download {FLOWER_PHOTOS_URL} elsewhere, extract it and pass --data-dir flower_photos"
+            if name == "tf_flowers" else "pass an extracted copy as --data-dir DIR (one sub-folder of images per class)"
+        )
+        return (
+            f"could not download {name!r} through tensorflow-datasets ({reason}): no network, or the host is "
+            f"unreachable from here; {offline}, or copy a prepared {Path(constants.DATA_DIR) / name} from another machine"
+        )
+    if any(isinstance(e, NonMatchingChecksumError) for e in causes(error)):
+        url = re.match(r"Artifact (\S+), downloaded", str(error))  # tfds's message names the URL
+        source = url.group(1) if url else "its source"
+        return (
+            f"could not prepare {name!r}: the file downloaded from {source} does not have the size and sha256 "
+            "tensorflow-datasets expects (a cut-off or changed download); run again, or pass an extracted copy as --data-dir DIR"
+        )
+    return (
+        f"could not load {name!r} through tensorflow-datasets ({reason}); without internet, "
+        "pass an extracted copy as --data-dir DIR (one sub-folder of images per class)"
+    )
+
+
+def _close_names(name: str) -> str:
+    """' (did you mean a, b?)' for the tfds names closest to `name`, or ''."""
+    import difflib
+
+    import tensorflow_datasets as tfds
+
+    close = difflib.get_close_matches(name, tfds.list_builders(with_community_datasets=False), n=3)
+    return f" (did you mean {', '.join(close)}?)" if close else ""
 
 
 def stratified_split(
@@ -226,7 +286,7 @@ def _read_image(path: Path, image_size: int) -> np.ndarray:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)  # over the limit: refuse, not warn
             with Image.open(path) as image:
-                return _resize(np.asarray(image.convert("RGB")), image_size)
+                return _resize(rgb_pixels(image), image_size)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
         pixels = re.search(r"\((\d+) pixels\)", str(error))
         size = f"{int(pixels.group(1)):,} pixels" if pixels else "too many pixels"
@@ -238,6 +298,33 @@ def _read_image(path: Path, image_size: int) -> np.ndarray:
         raise StudyError(
             f"cannot read image {path} ({type(error).__name__}); remove or replace the file"
         ) from None
+
+
+def rgb_pixels(image) -> np.ndarray:
+    """A PIL image of any mode as 8-bit RGB pixels (H, W, 3), at its real bit depth.
+
+    16-bit and 32-bit integer images (modes I;16*, I: 16-bit PNG and TIFF grayscale) are scaled from
+    0..65535, float images (F) from 0..1, both rounded and clipped; PIL's plain conversion would clip
+    them at 255 instead (a 16-bit photo turns almost all white). 16-bit RGB(A) PNGs arrive as RGB(A)
+    already (PIL keeps their high byte). Alpha is dropped, as keras.utils.load_img does (so the
+    search sees what a user's own loading gives the saved model); palettes with transparency go
+    through RGBA first (PIL warns otherwise); CMYK, YCbCr, LAB, HSV and 1-bit are converted by PIL.
+
+    Example:
+        >>> from PIL import Image
+        >>> rgb_pixels(Image.fromarray(np.full((1, 2), 65535, np.uint16))).tolist()
+        [[[255, 255, 255], [255, 255, 255]]]
+        >>> rgb_pixels(Image.fromarray(np.full((1, 1), 0.5, np.float32))).tolist()
+        [[[128, 128, 128]]]
+    """
+    if image.mode.startswith("I") or image.mode == "F":
+        full_scale = 1.0 if image.mode == "F" else 65535.0
+        values = np.asarray(image, dtype=np.float64) * (255.0 / full_scale)
+        gray = np.clip(np.rint(values), 0, 255).astype(np.uint8)
+        return np.repeat(gray[..., None], 3, axis=-1)
+    if image.mode == "P" and "transparency" in image.info:
+        image = image.convert("RGBA")
+    return np.asarray(image.convert("RGB"))
 
 
 def _resize(image: np.ndarray, image_size: int) -> np.ndarray:

@@ -25,7 +25,15 @@ from study.report._decision import (
     seed_values,
 )
 from study.report._studies import StudyRecord, load_records, record_of
-from study.report._table import empty_reason, table_csv, table_html, table_latex, table_notes, table_rows
+from study.report._table import (
+    empty_reason,
+    nothing_to_report,
+    table_csv,
+    table_html,
+    table_latex,
+    table_notes,
+    table_rows,
+)
 from study.runtime import lazy_exports
 from study.storage import score
 
@@ -34,7 +42,7 @@ LABELS = {key: column_label(key) for key in COLUMNS}
 
 _LAZY = {
     "study.report._plots": ("candidates_figure", "final_figure", "learning_curves_figure", "parameters_figure"),
-    "study.report._figures": ("export_figures", "figure_sections", "figures"),
+    "study.report._figures": ("export_figures", "figure_sections", "figures", "png_export_problem"),
     "study.report._page": ("build_report", "summary_text", "write_text"),
     "study.report._dashboard": ("dashboard_sections", "publish", "show_final_stage", "study_note"),
 }
@@ -45,6 +53,6 @@ __getattr__ = lazy_exports("study.report", _LAZY)
 
 __all__ = [
     "LABELS", "StudyRecord", "baseline_comparisons", "best_positions", "candidate_label", "decision_text", "empty_reason",
-    "final_summary", "load_records", "record_of", "score", "seed_values", "table_csv", "table_html", "table_latex",
+    "final_summary", "load_records", "nothing_to_report", "record_of", "score", "seed_values", "table_csv", "table_html", "table_latex",
     "table_notes", "table_rows", *(name for names in _LAZY.values() for name in names),
 ]

@@ -38,6 +38,7 @@ from study.report._decision import (
 from study.report._figures import Section, figure_digest, groups, model_sections, study_sections, write_images
 from study.report._plots import parameters_figure, set_height
 from study.report._studies import StudyRecord, record_of
+from study.runtime import writing
 from study.storage import ARTIFACT_ID, CLASSES, LAYERS, NAME, TRAINABLE_PARAMS, artifact_store, final_candidate
 
 HEADLINE = "test-accuracy-per-strategy"
@@ -168,7 +169,8 @@ def _upload_pngs(pending: dict[str, tuple[object, list[optuna.Study]]], artifact
             return
         for path, (_, studies) in zip(paths, pending.values()):
             for study in studies:
-                optuna.artifacts.upload_artifact(artifact_store=store, file_path=str(path), study_or_trial=study)
+                with writing(artifact_dir):
+                    optuna.artifacts.upload_artifact(artifact_store=store, file_path=str(path), study_or_trial=study)
 
 
 def show_final_stage(study: optuna.Study, done: int, total: int) -> None:

@@ -1,6 +1,6 @@
 """Which figures the report and the dashboard show (or why one is not drawn), and their files:
 `export_figures` writes PNG and SVG (kaleido with Chrome or Chromium), or HTML and plotly JSON with a
-one-line note when no browser is there.
+one-line note when no browser is there (`png_export_problem` decides, at once).
 """
 
 from __future__ import annotations
@@ -144,14 +144,46 @@ def file_stem(title: str) -> str:
 
 
 
+def png_export_problem() -> str | None:
+    """Why figures cannot be rendered to PNG or SVG here, None if they can: decided at once, from
+    where kaleido looks for a browser, without starting one. The report (`--figures`), the
+    dashboard's PNG artifacts and the notebook all ask this first.
+
+    Kaleido 1.x renders with Chrome or Chromium, found by choreographer's `Chromium.find_browser`:
+    a browser kaleido downloaded itself (`kaleido.get_chrome`, `plotly_get_chrome`), BROWSER_PATH,
+    the Chrome, Chromium, Edge, Brave or Vivaldi names on PATH, their usual install paths. That
+    search is asked here, so the two never disagree. Without a browser, kaleido's sync server
+    (`kaleido.start_sync_server`, the notebook's fast path) waits forever for a browser thread that
+    died at once.
+
+    Example:
+        >>> png_export_problem() is None or png_export_problem().startswith("PNG and SVG need")
+        True
+    """
+    try:
+        import kaleido  # noqa: F401  (plotly.io renders through it)
+        from choreographer.browsers import Chromium
+    except ImportError as error:
+        return f"PNG and SVG need kaleido ({error.name} is not installed; pip install kaleido)"
+    found = Chromium.find_browser(skip_local=False)
+    if found and Path(found).is_file():
+        return None
+    where = f"BROWSER_PATH={found} is not a file" if found else "none on PATH, in the usual places or downloaded by kaleido"
+    return f"PNG and SVG need Chrome or Chromium for kaleido ({where}): apt-get install chromium, or plotly_get_chrome"
+
+
 def write_images(figs: list[go.Figure], paths: list[Path]) -> str | None:
     """Render figures to PNG/SVG files (format from the suffix) with kaleido; None, or why it failed.
 
     One browser renders every figure (far faster than one `write_image` each). Kaleido needs Chrome
-    or Chromium on this machine (`apt-get install chromium`).
+    or Chromium on this machine (`apt-get install chromium`); without one this returns at once
+    (`png_export_problem`).
     """
     if not figs:
         return None
+    problem = png_export_problem()
+    if problem is not None:
+        return problem
     import plotly.io
 
     try:

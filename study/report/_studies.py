@@ -238,7 +238,11 @@ def load_records(storage: str | optuna.storages.BaseStorage, names: list[str] | 
         ['Baseline I', 'Baseline II', 'LW', 'BW', 'BWT3', 'BWT5', 'BWSW', 'Random-3']
     """
     if isinstance(storage, str):
-        storage = open_existing_storage(storage)
+        opened = open_existing_storage(storage)  # read-only: the storage's bytes never change
+        try:
+            return load_records(opened, names)
+        finally:
+            opened.engine.dispose()  # the records hold copies; no connection is left open on the file
     summaries = {s.study_name: s for s in optuna.get_all_study_summaries(storage, include_best_trial=False)}
     studies = {n: optuna.load_study(study_name=n, storage=storage) for n in summaries}
     made = {n for n, study in studies.items() if made_by_tool(study_records(study))}

@@ -124,6 +124,22 @@ def table_notes(records: list[StudyRecord]) -> list[str]:
     return notes
 
 
+def nothing_to_report(records: list[StudyRecord]) -> str | None:
+    """Why a storage gives no report at all (no study of `python -m study.run`, or not one finished
+    trial in them), None when there is something to show.
+
+    Example:
+        >>> nothing_to_report([])
+        'holds no study made by python -m study.run; run it first'
+    """
+    if not records:
+        return "holds no study made by python -m study.run; run it first"
+    if not any(r.finished() for r in records):
+        return (f"no trial of {', '.join(r.name for r in records)} has finished yet, so there is nothing to report; "
+                "run (or wait for) python -m study.run")
+    return None
+
+
 def empty_reason(records: list[StudyRecord]) -> str:
     """Why Table I has no cell, in one sentence (what each study still lacks)."""
     if not records:

@@ -9,7 +9,10 @@ import os
 import re
 import sys
 import tempfile
+import threading
 import warnings
+
+from study.runtime._errors import write_problem
 
 
 @contextlib.contextmanager
@@ -41,7 +44,8 @@ def stderr_filtered(noise: re.Pattern):
 
 def quiet_libraries() -> None:
     """Our own one line per trial replaces Optuna's log; experimental-API notices are not news;
-    a Ctrl-C gets our one clean note, not Optuna's "Trial failed" warning with its traceback.
+    a Ctrl-C or a failed write (a full disk) gets our one clean line, not Optuna's "Trial failed"
+    warning with its traceback.
 
     Example:
         >>> quiet_libraries()
@@ -53,12 +57,27 @@ def quiet_libraries() -> None:
     for handler in logging.getLogger("optuna").handlers:  # records of optuna.* loggers end here
         if not any(isinstance(f, _NoInterruptionTraceback) for f in handler.filters):
             handler.addFilter(_NoInterruptionTraceback())
+    if not getattr(threading.excepthook, "quiet_write_failures", False):
+        threading.excepthook = _quiet_write_failures(threading.excepthook)
+
+
+def _quiet_write_failures(hook):
+    """`threading.excepthook` without the traceback of a thread a failed write ended (Optuna's
+    heartbeat thread on a full disk): the main thread's next write fails too and says it in one line."""
+
+    def quiet(args) -> None:
+        if write_problem(args.exc_value) is None:
+            hook(args)
+
+    quiet.quiet_write_failures = True
+    return quiet
 
 
 class _NoInterruptionTraceback(logging.Filter):
     """Drops Optuna's two warnings about a trial a KeyboardInterrupt failed: "Trial N failed with
     parameters ... KeyboardInterrupt()" (with the traceback) and the "Trial N failed with value"
-    after it. Failures of other causes are kept."""
+    after it, and its warning about a trial a failed write ended (the command's error line says
+    it). Failures of other causes are kept."""
 
     def __init__(self):
         super().__init__()
@@ -66,6 +85,8 @@ class _NoInterruptionTraceback(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
+        if record.exc_info and write_problem(record.exc_info[1]):
+            return False
         if record.exc_info and isinstance(record.exc_info[1], KeyboardInterrupt):
             self._interrupted = " ".join(message.split()[:2]) + " "
             return False

@@ -12,7 +12,7 @@ Example:
 from study.runtime import lazy_exports
 
 _NAMES = {
-    "study.search._study": ("SearchOutcome", "SearchPlan", "load_or_create_study", "prepare_search", "record_tied_set",
+    "study.search._study": ("SearchOutcome", "SearchPlan", "check_outputs", "load_or_create_study", "prepare_search", "record_tied_set",
                             "run_search", "run_trials"),
     "study.search._objective": ("Objective", "repeat_splits"),
     "study.search._samplers": ("CLAIM_WAIT_SECONDS", "OrderedGridSampler", "make_sampler"),

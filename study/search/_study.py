@@ -36,6 +36,7 @@ from study.storage import (
     finished_candidates,
     finished_trials,
     open_storage,
+    output_files,
     reading,
     resume_mismatch,
     rounded,
@@ -128,6 +129,18 @@ class SearchPlan:
         return SearchOutcome(self.study, self.splits, self.candidates, [n for n in order if n not in done])
 
 
+def check_outputs(config: StudyConfig) -> None:
+    """Refuse, before any work, a storage, artifact folder or saved-model path the run of `config`
+    could not write (study.storage.check_destinations); creates nothing.
+
+    Example:
+        >>> check_outputs(StudyConfig(dataset="synthetic", artifact_dir="/dev/null/artifacts"))
+        Traceback (most recent call last):
+        study.runtime.StudyError: --artifact-dir /dev/null/artifacts: cannot write there (/dev/null is a file); choose another folder
+    """
+    check_destinations(config.storage, config.artifact_dir, output_files(config))
+
+
 def prepare_search(config: StudyConfig) -> SearchPlan:
     """Load data and backbone, open or resume the study, and work out what is left to train.
 
@@ -138,7 +151,7 @@ def prepare_search(config: StudyConfig) -> SearchPlan:
         11
     """
     registered(config)  # an unknown --model is refused before the images are loaded
-    check_destinations(config.storage, config.artifact_dir)  # before any work: nothing is created
+    check_outputs(config)  # before any work: nothing is created
     splits = load_splits(config)
     backbone = build_backbone(config)
     input_map(config, backbone)  # a pixel scaling that cannot work is refused before the study is written

@@ -16,7 +16,16 @@ import sys
 from typing import TextIO
 
 from study.config import StudyConfig
-from study.runtime import EXIT_BAD_INPUT, EXIT_INTERRUPTED, StudyError, gpu_count, start_up
+from study.runtime import (
+    EXIT_BAD_INPUT,
+    EXIT_INTERRUPTED,
+    EXIT_WRITE_FAILED,
+    StudyError,
+    WriteError,
+    gpu_count,
+    start_up,
+    write_problem,
+)
 
 
 def split_trials(n_trials: int, workers: int) -> list[int]:
@@ -66,6 +75,9 @@ def run_workers(config: StudyConfig, n_trials: int) -> None:
     crashed = [(p.name, p.exitcode) for p in processes if p.exitcode != 0]
     if any(code == EXIT_INTERRUPTED for _, code in crashed):
         raise KeyboardInterrupt
+    full = [name for name, code in crashed if code == EXIT_WRITE_FAILED]
+    if full:  # study.storage.write_failures_reported adds what is kept and how to resume
+        raise WriteError(f"{', '.join(full)} could not write (see above)")
     if crashed:
         names = ", ".join(f"{name} (exit code {code})" for name, code in crashed)
         raise StudyError(f"{names} stopped early (see above); run the same command to retry what is left")
@@ -96,6 +108,12 @@ def _worker_main(config: StudyConfig, worker: int, n_trials: int) -> None:
     except StudyError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(EXIT_BAD_INPUT)
+    except Exception as error:
+        problem = write_problem(error)  # a full disk: one line here, the command's summary after it
+        if problem is None:
+            raise
+        print(f"error: {problem}", file=sys.stderr)
+        sys.exit(EXIT_WRITE_FAILED)
     finally:
         sys.stdout.flush()
 

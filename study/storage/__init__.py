@@ -9,6 +9,9 @@ Example:
 
 from study.storage._artifacts import (
     artifact_store,
+    final_model_path,
+    output_files,
+    safe_name,
 )
 from study.storage._open import (
     check_destinations,
@@ -18,6 +21,7 @@ from study.storage._open import (
     open_existing_storage,
     open_storage,
     owned_trial,
+    read_only_engine_kwargs,
     reading,
     share_between_processes,
     sqlite_path,
@@ -52,9 +56,11 @@ from study.storage._recovery import (
     interruption_note,
     is_abandoned,
     owner_is_dead,
+    progress_status,
     stamp_owner,
     wait_for_records,
     with_owner,
+    write_failures_reported,
 )
 from study.storage._schema import (
     ARTIFACT_ID,
@@ -122,6 +128,8 @@ from study.storage._trials import (
 )
 
 __all__ = [
+    "final_model_path", "output_files", "safe_name", "read_only_engine_kwargs", "progress_status",
+    "write_failures_reported",
     "ARTIFACT_ID", "BATCH_SIZE", "BOOT", "CANDIDATES", "CLAIM", "CLASS", "CLASSES", "CONFIG", "COUNTS", "CREATOR",
     "DEVICE", "DIGITS", "DUPLICATE_OF", "ENDS_BLOCK", "EPOCH_VALUES", "FAIL_REASON", "FINAL",
     "FINAL_TEST_ACCURACY", "FINGERPRINT", "FINISHED", "HOST", "INTERVAL_95", "LARGE_RECORDS", "LAYERS",

@@ -24,14 +24,14 @@ import re
 import sqlite3
 import time
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterable, Iterator
 
 import optuna
 import sqlalchemy
 import sqlalchemy.exc
 from optuna.trial import FrozenTrial, TrialState
 
-from study.runtime import StudyError, first_line
+from study.runtime import StudyError, first_line, process_local
 from study.storage._optuna_compat import TemplateTrialStorage
 from study.storage._owner import this_process
 from study.storage._schema import OWNER
@@ -72,13 +72,15 @@ def masked_args(argv: list[str]) -> list[str]:
     return shown
 
 
-def check_destinations(url: str, artifact_dir: str) -> None:
-    """Refuse, before anything runs or is created, a storage or artifact folder the run could not
-    write: a SQLite file in a folder that cannot be made, a file that is not SQLite, an unknown
-    URL scheme or driver, an artifact folder that is a file. Creates nothing.
+def check_destinations(url: str, artifact_dir: str, files: Iterable[str | Path] = ()) -> None:
+    """Refuse, before anything runs or is created, a storage, artifact folder or output file the
+    run could not write: a SQLite file in a folder that cannot be made, a file that is not SQLite,
+    an unknown URL scheme or driver, an artifact folder that is a file, an output file (`files`:
+    the final model and its .json, `output_files`) that is a folder or whose folder is
+    a file. Creates nothing.
 
     Example:
-        >>> check_destinations("sqlite:///storage/studies.db", "storage/artifacts")
+        >>> check_destinations("sqlite:///storage/studies.db", "storage/artifacts", ["storage/models/a.keras"])
         >>> check_destinations("nosuchdb://host/db", "storage/artifacts")
         Traceback (most recent call last):
         study.runtime.StudyError: --storage nosuchdb://host/db: cannot open it (Can't load plugin: sqlalchemy.dialects:nosuchdb)
@@ -106,6 +108,20 @@ def check_destinations(url: str, artifact_dir: str) -> None:
     problem = _cannot_create(folder)
     if problem:
         raise StudyError(f"--artifact-dir {artifact_dir}: cannot write there ({problem}); choose another folder")
+    for file in map(Path, files):
+        problem = _cannot_write_file(file)
+        if problem:
+            raise StudyError(f"--artifact-dir {artifact_dir}: cannot write {file}, where the run saves its final "
+                             f"model ({problem}); move that away or choose another --artifact-dir")
+
+
+def _cannot_write_file(path: Path) -> str | None:
+    """Why the file `path` (existing or not) cannot be written, None if it can; creates nothing."""
+    if path.is_dir():
+        return "it is a folder"
+    if path.exists():
+        return None if os.access(path, os.W_OK) else "it is not writable"
+    return _cannot_create(path.parent)
 
 
 def open_storage(url: str, created: Callable[[FrozenTrial], None] | None = None) -> optuna.storages.BaseStorage:
@@ -123,10 +139,10 @@ def open_storage(url: str, created: Callable[[FrozenTrial], None] | None = None)
             raise StudyError(f"--storage {masked(url)}: cannot create {path.parent} ({error.strerror})") from None
         if not _writable(path):
             raise StudyError(f"--storage {masked(url)}: {path} is not writable; choose another path")
-    return _rdb_storage(
-        url, heartbeat_interval=HEARTBEAT_SECONDS, grace_period=GRACE_SECONDS,
-        new_trial=owned_trial, created=created,
-    )
+    # Heartbeats tell other processes that a trial's owner is alive; no other process can reach an
+    # in-memory database, and Optuna's heartbeat thread would write to it concurrently with the run.
+    alive = {} if process_local(url) else {"heartbeat_interval": HEARTBEAT_SECONDS, "grace_period": GRACE_SECONDS}
+    return _rdb_storage(url, new_trial=owned_trial, created=created, **alive)
 
 
 def open_existing_storage(url: str, missing_ok: bool = False) -> optuna.storages.BaseStorage | None:
@@ -151,7 +167,10 @@ def open_existing_storage(url: str, missing_ok: bool = False) -> optuna.storages
         if missing_ok:
             return None
         raise StudyError(f"--storage {masked(url)}: holds no Optuna studies; run `python -m study.run` first")
-    return _rdb_storage(url, skip_table_creation=True)
+    try:  # a SQLite file read-only, neither switched to WAL nor locked for writing (see read_only_engine_kwargs)
+        return TemplateTrialStorage(url, engine_kwargs=read_only_engine_kwargs(url), skip_table_creation=True)
+    except Exception as error:  # SQLAlchemy, drivers and Optuna raise many types here
+        raise StudyError(f"--storage {masked(url)}: cannot open it ({_error_line(error, url)})") from None
 
 
 @contextlib.contextmanager
@@ -204,7 +223,43 @@ def engine_kwargs(url: str) -> dict:
     """
     if not url.startswith("sqlite"):
         return {}
-    return {"connect_args": {"timeout": BUSY_TIMEOUT_SECONDS, "isolation_level": None}}
+    connect = {"timeout": BUSY_TIMEOUT_SECONDS, "isolation_level": None}
+    if process_local(url):
+        # Every connection to ":memory:" is a new, empty database: SQLAlchemy's default pool gives
+        # each thread its own, so a thread other than the one that made the tables found none.
+        # One connection, shared by every thread of the process, is the one database.
+        return {"connect_args": {**connect, "check_same_thread": False}, "poolclass": sqlalchemy.pool.StaticPool}
+    return {"connect_args": connect}
+
+
+def read_only_engine_kwargs(url: str) -> dict:
+    """Engine arguments that read a SQLite file without changing it (other URLs: `engine_kwargs`).
+
+    The file is opened read-only: no WAL switch, no write, and no -wal or -shm file made beside
+    it. While another connection has it open (a -wal or -journal file is there) it is read under
+    that writer's locks (`mode=ro`), so a report during a run sees its latest commits; else
+    `immutable=1`, which makes no files (`mode=ro` on a WAL file would make -wal and -shm and,
+    read-only, could not remove them). A command that starts writing while an immutable read
+    runs is not seen by that read.
+
+    Example:
+        >>> sorted(read_only_engine_kwargs("sqlite:///storage/studies.db"))
+        ['creator']
+        >>> read_only_engine_kwargs("postgresql://db/study")
+        {}
+    """
+    path = sqlite_path(url)
+    if path is None:
+        return engine_kwargs(url)
+    path = path.resolve()
+    in_use = any(path.with_name(path.name + suffix).exists() for suffix in ("-wal", "-journal"))
+    uri = f"{path.as_uri()}?{'mode=ro' if in_use else 'immutable=1'}"
+
+    def connect() -> sqlite3.Connection:
+        return sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None,
+                               check_same_thread=False)  # SQLAlchemy's pool hands it to any thread
+
+    return dict(creator=connect)  # SQLAlchemy's own argument name
 
 
 def share_between_processes(storage: optuna.storages.RDBStorage) -> None:
@@ -256,7 +311,7 @@ def _lost_schema_race(error: BaseException) -> bool:
 def _has_tables(url: str) -> bool:
     """Whether the database at `url` has Optuna's tables (nothing is created)."""
     try:
-        engine = sqlalchemy.create_engine(url, **engine_kwargs(url))
+        engine = sqlalchemy.create_engine(url, **read_only_engine_kwargs(url))
         try:
             return sqlalchemy.inspect(engine).has_table("studies")
         finally:

@@ -13,19 +13,20 @@ For trials of other machines the only signal is Optuna's heartbeat: such a trial
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import os
 import shlex
 import socket
 import time
 import warnings
-from typing import Callable
+from typing import Callable, Iterator
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from study.runtime import boot_id, start_ticks
-from study.storage._open import masked_args, open_existing_storage
+from study.runtime import StudyError, WriteError, boot_id, start_ticks, write_problem
+from study.storage._open import masked, masked_args, reading
 from study.storage._optuna_compat import fail_trial, set_trial_system_attr, trial_system_attrs
 from study.storage._owner import this_process
 from study.storage._records import stored_records, study_records
@@ -172,20 +173,59 @@ def interruption_note(config, argv: list[str] | None) -> str:
         resume with: python -m study.run --epochs 3
     """
     command = "python -m study.run " + shlex.join(masked_args(argv))  # no password on the screen
-    status = "finished trials are saved"
-    if config is not None:
-        try:
-            storage = open_existing_storage(config.storage)  # a Ctrl-C before the storage existed makes none
+    return (
+        f"interrupted: {progress_status(config) or 'finished trials are saved'} "
+        "(an interrupted trial is marked FAIL and runs again)\n"
+        f"resume with: {command.strip()}"
+    )
+
+
+def progress_status(config) -> str | None:
+    """How far the study of `config` is, read from its storage (read-only): "3 of 11 candidates
+    done, 8 left"; None when there is no such study yet or the storage cannot be read.
+
+    Example:
+        >>> progress_status(None) is None
+        True
+    """
+    if config is None:
+        return None
+    try:
+        with reading(config.storage) as storage:  # creates nothing: a run stopped before the storage existed
             study = optuna.load_study(study_name=config.name, storage=storage)
             records = study_records(study)
             total = len(records.get(CANDIDATES, []))
             done = len(finished_candidates(study))
-            status = f"{done} of {total} candidates done, {total - done} left"
-            if total and done == total:
-                status += "; the final stage is unfinished" if FINAL not in records else ""
-        except Exception:  # no study yet, or the storage is unreachable: say what we know
-            pass
-    return (
-        f"interrupted: {status} (an interrupted trial is marked FAIL and runs again)\n"
-        f"resume with: {command.strip()}"
-    )
+    except Exception:  # no study yet, or the storage is unreachable: say what we know
+        return None
+    status = f"{done} of {total} candidates done, {total - done} left"
+    if total and done == total and FINAL not in records:
+        status += "; the final stage is unfinished"
+    return status
+
+
+@contextlib.contextmanager
+def write_failures_reported(config) -> Iterator[None]:
+    """A write that fails inside the block (the disk is full: the storage, the saved model, the
+    artifacts) ends it as one WriteError: what could not be written, what the storage keeps, and
+    that the same command resumes. Other errors pass unchanged.
+
+    Example:
+        >>> import errno
+        >>> with write_failures_reported(None):  # doctest: +ELLIPSIS
+        ...     raise OSError(errno.ENOSPC, "No space left on device", "storage/models/a.keras")
+        Traceback (most recent call last):
+        study.runtime.WriteError: cannot write storage/models/a.keras (No space left on device); finished trials are kept ...
+    """
+    try:
+        yield
+    except StudyError:
+        raise  # said in its own words (nothing was written)
+    except Exception as error:
+        problem = write_problem(error)
+        if problem is None:
+            raise
+        status = progress_status(config)
+        where = f"the storage {masked(config.storage)}" if config is not None else "the storage"
+        raise WriteError(f"{problem}; finished trials are kept in {where}" + (f" ({status})" if status else "")
+                         + "; free some space and run the same command again to resume") from error
