@@ -401,7 +401,7 @@ def test_table_one_std_ties_and_significance(made):
                        f"0.710 ± {std['block']:.3f}": "+I", f"0.710 ± {std['layer']:.3f}": "+I",
                        f"0.592 ± {std['top3']:.3f}": "−I −II"}
     assert ("+I / −I: significantly better / worse than Baseline I on the same 3 seeds, +II / −II: than Baseline II "
-            "(two-sided paired t-test over seeds, alpha 0.05 per comparison: the study's --race-alpha)") in page
+            "(two-sided paired t-test over seeds, alpha 0.05 per comparison: --race-alpha of the study)") in page
     assert "mean ± std over 3 seed(s) (sample std, ddof=1" in page
 
 
@@ -411,7 +411,7 @@ def test_table_one_and_the_final_figure_use_the_studies_alpha(made):
     records = [dataclasses.replace(r, config=dataclasses.replace(r.config, race_alpha=0.2)) for r in made["records"]]
     comparisons = [c for r in records for c in baseline_comparisons(r, records)]
     assert comparisons and {c.alpha for c in comparisons} == {0.2}
-    assert "alpha 0.2 per comparison: the study's --race-alpha" in " ".join(table_notes(records))
+    assert "alpha 0.2 per comparison: --race-alpha of the study" in " ".join(table_notes(records))
     figure = next(s.figure for s in figure_sections(records) if s.id == "test-accuracy-per-strategy")
     assert "alpha 0.2)" in figure.layout.title.text.replace("<br>", " ")
 

@@ -66,7 +66,7 @@ def _run(config: StudyConfig):
 
 
 def run_study(config: StudyConfig | None = None, **options):
-    """Run (or resume) one study and its final stage; returns a `study.cli.StudyResult`:
+    """Run (or resume) one study and its final stage; returns a `StudyResult` (study.cli's pipeline):
     `.study` (the optuna.Study), `.winner`, `.test_accuracy`, `.final`, `.model_path`.
 
     Pass a StudyConfig or the options as keywords (not both); progress and the summary print as on

@@ -8,15 +8,28 @@ Example:
     (5, (None, 1, 1, 512))
 """
 
-from study.inputs._backbones import BACKBONES, Backbone, block_delimiters, block_pattern, build_backbone, registered
-from study.inputs._data import IMAGE_SUFFIXES, SPLIT_NAMES, Splits, load_image_folder, load_images, load_splits, load_tfds, stratified_split
+from study.inputs._backbones import BACKBONES, Backbone, block_delimiters, block_pattern, build_backbone, keras_cache, registered
+from study.inputs._data import (
+    FLOWER_PHOTOS_URL,
+    IMAGE_SUFFIXES,
+    SPLIT_NAMES,
+    Splits,
+    load_image_folder,
+    load_images,
+    load_splits,
+    load_tfds,
+    rgb_pixels,
+    stratified_split,
+    tfds_problem,
+)
 from study.inputs._model_file import input_channels, is_weighted, load_model_file, normalise, read_model, scales_inside
 from study.inputs._preprocessing import LUMINANCE, SCALINGS, InputMap, affine_of, input_map, preprocessor
 from study.inputs._synthetic import synthetic_images
 
 __all__ = [
-    "BACKBONES", "IMAGE_SUFFIXES", "LUMINANCE", "SCALINGS", "SPLIT_NAMES", "Backbone", "InputMap", "Splits", "affine_of",
-    "block_delimiters", "block_pattern", "build_backbone", "input_channels", "input_map", "is_weighted",
-    "load_image_folder", "load_images", "load_model_file", "load_splits", "load_tfds", "normalise", "preprocessor",
-    "read_model", "registered", "scales_inside", "stratified_split", "synthetic_images",
+    "BACKBONES", "Backbone", "FLOWER_PHOTOS_URL", "IMAGE_SUFFIXES", "InputMap", "LUMINANCE", "SCALINGS", "SPLIT_NAMES",
+    "Splits", "affine_of", "block_delimiters", "block_pattern", "build_backbone", "input_channels", "input_map",
+    "is_weighted", "keras_cache", "load_image_folder", "load_images", "load_model_file", "load_splits", "load_tfds",
+    "normalise", "preprocessor", "read_model", "registered", "rgb_pixels", "scales_inside", "stratified_split",
+    "synthetic_images", "tfds_problem"
 ]

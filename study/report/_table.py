@@ -116,8 +116,8 @@ def table_notes(records: list[StudyRecord]) -> list[str]:
             n = "/".join(map(str, tested))
             alphas = "/".join(f"{a:g}" for a in sorted({c.alpha for c in comparisons}))
             notes.append(f"+I / −I: significantly better / worse than Baseline I on the same {n} seeds, +II / −II: than "
-                         f"Baseline II (two-sided paired t-test over seeds, alpha {alphas} per comparison: the study's "
-                         "--race-alpha); no marker: no significant difference.")
+                         f"Baseline II (two-sided paired t-test over seeds, alpha {alphas} per comparison: --race-alpha of the "
+                         "study); no marker: no significant difference.")
         else:
             notes.append("No significance markers: the paired test over seeds against the baselines needs at least 2 "
                          "seeds both ran (run with --repeats 2 or more).")
