@@ -1,6 +1,6 @@
 """How often `--search-repeats K` with racing keeps the true best, and what racing saves.
 
-Simulated grid studies (`study.racing.race_rates`: real in-memory Optuna studies, `RacePruner`)
+Simulated grid studies (`race_harness.race_rates`: real in-memory Optuna studies, `RacePruner`)
 with known true accuracies. Repeat r of every candidate gets the same split effect (its draw of
 images, sd `--split-sd`) plus noise of its own (seed, sd `--noise-sd`). Scenarios, 12 candidates:
 
@@ -26,8 +26,7 @@ import json
 import time
 
 import numpy as np
-
-from study.racing import race_rates
+from race_harness import race_rates  # this folder's harness
 
 CANDIDATES = 12
 SCENARIOS = {

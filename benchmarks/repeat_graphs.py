@@ -31,22 +31,16 @@ import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from search_speed import pretrain  # noqa: E402  (this folder's script)
 
-from study.backbones import build_backbone  # noqa: E402
-from study.cache import PrefixCache, find_cut  # noqa: E402
 from study.candidates import make_candidates  # noqa: E402
 from study.config import StudyConfig  # noqa: E402
-from study.data import load_splits  # noqa: E402
-from study.records import rounded  # noqa: E402
-from study.search import repeat_splits  # noqa: E402
-from study.training import (  # noqa: E402
-    STEPS_PER_EXECUTION,
-    FusedAdam,
-    apply_head,
-    batches,
-    build_head,
-    fine_tune,
-    freeze_all_but,
+from study.inputs import (
+    build_backbone,  # noqa: E402
+    load_splits,  # noqa: E402
 )
+from study.runtime import batches  # noqa: E402
+from study.search import repeat_splits  # noqa: E402
+from study.storage import rounded  # noqa: E402
+from study.training import STEPS_PER_EXECUTION, FusedAdam, PrefixCache, apply_head, build_head, find_cut, fine_tune, freeze_all_but  # noqa: E402  # noqa: E402
 
 
 class GraphPerRepeat(PrefixCache):

@@ -34,8 +34,8 @@ import optuna  # noqa: E402
 from search_speed import _has_batch_norm, pretrain  # noqa: E402  (this folder's script)
 
 from study.config import StudyConfig  # noqa: E402
-from study.records import INTERVAL_95, PARAM, REPEAT_VALUES, TIED_WITH_WINNER, finished_trials  # noqa: E402
 from study.search import record_tied_set, run_search  # noqa: E402
+from study.storage import INTERVAL_95, PARAM, REPEAT_VALUES, TIED_WITH_WINNER, finished_trials  # noqa: E402
 
 SEARCHES = (
     ("K=1", dict(search_repeats=1, pruner="none")),

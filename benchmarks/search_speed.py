@@ -40,14 +40,21 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import optuna  # noqa: E402
 
-from study.backbones import build_backbone, preprocessor  # noqa: E402
-from study.cache import find_cut  # noqa: E402
-from study.candidates import all_layers, is_weighted, make_candidates  # noqa: E402
+from study.candidates import (  # noqa: E402
+    Candidate,  # noqa: E402
+    all_layers,
+    make_candidates,
+)
 from study.config import StudyConfig  # noqa: E402
-from study.records import PARAM, score  # noqa: E402
+from study.inputs import (  # noqa: E402
+    build_backbone,
+    is_weighted,  # noqa: E402
+    preprocessor,
+    synthetic_images,  # noqa: E402
+)
 from study.search import run_search  # noqa: E402
-from study.strategies import Candidate  # noqa: E402
-from study.synthetic import synthetic_images  # noqa: E402
+from study.storage import PARAM, score  # noqa: E402
+from study.training import find_cut  # noqa: E402
 
 
 def run_grid(config: StudyConfig) -> tuple[float, dict[str, float], dict[str, float], str, int, dict[str, int]]:

@@ -29,11 +29,16 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import keras  # noqa: E402
 from search_speed import epoch_work  # noqa: E402  (this folder is on the path when run as a script)
 
-from study.backbones import build_backbone, preprocessor  # noqa: E402
-from study.candidates import make_candidates  # noqa: E402
+from study.candidates import (
+    Candidate,  # noqa: E402
+    make_candidates,  # noqa: E402
+)
 from study.config import StudyConfig  # noqa: E402
-from study.data import load_splits  # noqa: E402
-from study.strategies import Candidate  # noqa: E402
+from study.inputs import (  # noqa: E402
+    build_backbone,
+    load_splits,  # noqa: E402
+    preprocessor,
+)
 from study.training import fine_tune, prefix_cache  # noqa: E402
 
 

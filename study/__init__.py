@@ -4,7 +4,9 @@
     >>> result = run_study(dataset="synthetic", weights="none", image_size=32, epochs=2)  # doctest: +SKIP
     >>> result.winner, result.test_accuracy, result.model_path  # doctest: +SKIP
 
-`import study` is cheap: the API (study.api) and TensorFlow load on first use.
+`import study` is cheap: the API (study.cli) and TensorFlow load on first use. The package's folders
+follow the data flow (docs/architecture.md): config -> inputs -> candidates -> training -> search ->
+final -> report, with runtime, stats and storage shared, and cli on top.
 """
 
 __all__ = ["StudyConfig", "run_protocol", "run_study"]
@@ -12,9 +14,9 @@ __all__ = ["StudyConfig", "run_protocol", "run_study"]
 
 def __getattr__(name: str):
     if name in ("run_study", "run_protocol", "make_config"):
-        import study.api
+        import study.cli
 
-        return getattr(study.api, name)
+        return getattr(study.cli, name)
     if name == "StudyConfig":
         from study.config import StudyConfig
 

@@ -8,14 +8,16 @@ import numbers
 import os
 from pathlib import Path
 
-from study.errors import StudyError
-from study.strategies import STRATEGIES as STRATEGY_REGISTRY
+from study.runtime import StudyError, images_fit, memory_bytes, process_local
 
-# The paper's six backbones (Table I); study.backbones.BACKBONES has every keras.applications one.
+# The paper's six backbones (Table I); study.inputs.BACKBONES has every keras.applications one.
 MODELS = ("vgg16", "mobilenet", "mobilenet_v2", "mobilenet_v3_small", "resnet50", "resnet50_v2")
 DATASETS = ("tf_flowers", "synthetic")
+# The strategies of --strategy (the CLI contract); study.candidates.STRATEGIES says how each makes its
+# candidates and holds exactly these keys (tests/test_candidates.py).
+STRATEGY_NAMES = ("head", "full", "layer", "block", "window", "topk", "random")
 PER_EPOCH_PRUNERS = ("median", "halving", "hyperband")  # judge one training curve, epoch by epoch
-# Pooling and residual merges end blocks; each backbone may override (study.backbones).
+# Pooling and residual merges end blocks; each backbone may override (study.inputs.BACKBONES).
 DEFAULT_DELIMITERS = ("MaxPooling2D", "AveragePooling2D", "Add")
 
 # Keras 2's whole-model files: the tool reads the .keras format only; one load and save converts them.
@@ -40,52 +42,10 @@ def _option(default, help: str, *, flag: str | None = None, choices: tuple | Non
     )
 
 
-def memory_bytes() -> int:
-    """This machine's physical memory in bytes (1 TiB where the system does not say).
-
-    Example:
-        >>> memory_bytes() > 2**20
-        True
-    """
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):  # no sysconf (Windows): a bound no real run reaches
-        return 2**40
-
-
 MEMORY_GB = memory_bytes() // 2**30
-# The run holds every image as uint8 and, while it trains, as float32 (the preprocessed copy): 5 bytes.
-BYTES_PER_IMAGE_VALUE = 1 + 4
 SEED_MAX = 2**32 - 1  # numpy's (np.random.seed, keras.utils.set_random_seed)
 TIME = "more is weeks of training"  # the reason for the bounds of counts that multiply the work
 LAYER_COUNT = "no backbone has that many weighted layers"
-
-
-def images_fit(count: int, image_size: int, source: str) -> None:
-    """Refuse a data set whose images could not be held in this machine's memory (a StudyError that
-    says how much they need), before any of them is read or generated.
-
-    Example:
-        >>> images_fit(3670, 224, "--dataset tf_flowers")
-        >>> images_fit(10**6, 1024, "--synthetic-size 1000000")  # doctest: +ELLIPSIS
-        Traceback (most recent call last):
-        study.errors.StudyError: --synthetic-size 1000000: 1000000 images at --image-size 1024 need about 14.3 TiB ...
-    """
-    needed = count * image_size * image_size * 3 * BYTES_PER_IMAGE_VALUE
-    if needed > memory_bytes():
-        raise StudyError(
-            f"{source}: {count} images at --image-size {image_size} need about {_size(needed)} of memory "
-            f"(uint8 and float32 copies), more than this machine's {_size(memory_bytes())}; "
-            "use fewer or smaller images"
-        )
-
-
-def _size(n: float) -> str:
-    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB"):
-        if n < 1024 or unit == "TiB":
-            return f"{n:.1f} {unit}" if unit != "bytes" else f"{int(n)} bytes"
-        n /= 1024
-    raise AssertionError("unreachable")
 
 
 def class_names(value):
@@ -101,6 +61,16 @@ def class_names(value):
     if isinstance(value, list):
         return tuple(value)
     return value
+
+
+def study_key(strategy: str, top_k: int) -> str:
+    """The strategy as it names a study and a Table I column: `top3` for top-k with K=3.
+
+    Example:
+        >>> study_key("topk", 5), study_key("block", 5)
+        ('top5', 'block')
+    """
+    return f"top{top_k}" if strategy == "topk" else strategy
 
 
 def choices(field: str) -> tuple:
@@ -134,7 +104,7 @@ class StudyConfig:
     image_size: int = _option(224, "square input size in pixels", metavar="PX", minimum=32, maximum=1024,
                               why="every image is held in memory at this size (3 MiB each at 1024 px)")
     strategy: str = _option("block", "which layer groups to search ('all': the paper's whole protocol)",
-                            choices=(*STRATEGY_REGISTRY, "all"))
+                            choices=(*STRATEGY_NAMES, "all"))
     sampler: str = _option("grid", "grid: every candidate once, output end first; tpe/random: Optuna's",
                            choices=("grid", "tpe", "random"))
     n_trials: int | None = _option(None, "trials to run now (default: grid: every candidate left; "
@@ -220,15 +190,14 @@ class StudyConfig:
     def name(self) -> str:
         """The study name: `--study-name`, or `{dataset}-{model}-{strategy}`."""
         # top-k studies of different K must not share a study: K is part of the name.
-        strategy = f"top{self.top_k}" if self.strategy == "topk" else self.strategy
-        return self.study_name or f"{self.dataset_label}-{self.model_label}-{strategy}"
+        return self.study_name or f"{self.dataset_label}-{self.model_label}-{study_key(self.strategy, self.top_k)}"
 
     def identity(self) -> dict:
         """The fields that decide what a study computes; a resumed study must match them."""
         values = dataclasses.asdict(self)
         for field in RUN_ONLY_FIELDS:
             values.pop(field)
-        if self.strategy != "topk":  # K means nothing elsewhere; older studies do not record it
+        if self.strategy != "topk":  # K means nothing to the other strategies: it does not tell their studies apart
             values.pop("top_k")
         values["delimiters"] = list(self.delimiters) if self.delimiters else None
         if self.data_dir:
@@ -250,15 +219,15 @@ class StudyConfig:
         float), else a StudyError naming the bad one the way the command line does (`--epochs`).
 
         Every value is checked against its field's declared type, choices and bounds, so the command
-        line and the Python API (study.api) refuse the same things with the same words.
+        line and the Python API (study.cli) refuse the same things with the same words.
 
         Example:
             >>> StudyConfig(epochs="3").validate()
             Traceback (most recent call last):
-            study.errors.StudyError: --epochs must be an integer (got '3')
+            study.runtime.StudyError: --epochs must be an integer (got '3')
             >>> StudyConfig(seed=2**32).validate()
             Traceback (most recent call last):
-            study.errors.StudyError: --seed must be at most 4294967295 (got 4294967296): numpy's seed range is 0 to 2**32-1
+            study.runtime.StudyError: --seed must be at most 4294967295 (got 4294967296): numpy's seed range is 0 to 2**32-1
         """
         plain = {field.name: _checked_type(field, getattr(self, field.name)) for field in dataclasses.fields(self)}
         config = self if all(plain[k] is getattr(self, k) for k in plain) else dataclasses.replace(self, **plain)
@@ -315,8 +284,6 @@ class StudyConfig:
         if self.delimiters is not None and not self.delimiters:
             raise StudyError("--delimiters needs at least one layer class name, e.g. MaxPooling2D")
         if self.workers > 1:
-            from study.storage import process_local  # SQLAlchemy: loaded only when there are workers
-
             if process_local(self.storage):
                 raise StudyError(
                     f"--workers {self.workers} needs a storage the worker processes can share; "
@@ -399,10 +366,10 @@ def _check_model_path(model: str) -> None:
     .keras file, saying what it is instead: a folder, nothing, a legacy HDF5 model, another file.
 
     Example:
-        >>> _check_model_path("vgg16")  # a keras.applications name: study.backbones checks it
+        >>> _check_model_path("vgg16")  # a keras.applications name: study.inputs checks it
         >>> _check_model_path("old/model.h5")
         Traceback (most recent call last):
-        study.errors.StudyError: --model old/model.h5: no such file; give a saved .keras model
+        study.runtime.StudyError: --model old/model.h5: no such file; give a saved .keras model
     """
     path = Path(model)
     suffix = path.suffix.lower()

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from study import StudyConfig, make_config, run_protocol, run_study
-from study.errors import StudyError
 from study.run import main
+from study.runtime import StudyError
 
 BAD_CALLS = {
     "epochs as text": (lambda: run_study(epochs="3"), "--epochs must be an integer (got '3')"),

@@ -221,9 +221,9 @@ def test_the_hdf5_message_converts_the_model(tmp_path):
     """The conversion the HDF5 message gives works as written, and the tool takes its result."""
     import re
 
-    from study.errors import StudyError
-    from study.models import load_model_file
+    from study.inputs import load_model_file
     from study.run import parse_args
+    from study.runtime import StudyError
 
     legacy = _legacy_model(tmp_path)
     with pytest.raises(StudyError) as refused:

@@ -5,12 +5,10 @@ import numpy as np
 import pytest
 from tensorflow.python.framework.func_graph import FuncGraph
 
-from study.backbones import build_backbone, preprocessor
-from study.cache import PrefixCache, find_cut
 from study.candidates import Candidate
 from study.config import StudyConfig
-from study.synthetic import synthetic_images
-from study.training import fine_tune
+from study.inputs import build_backbone, preprocessor, synthetic_images
+from study.training import PrefixCache, find_cut, fine_tune
 
 
 def _data(config):

@@ -1,10 +1,9 @@
 import pytest
 
-from study.backbones import build_backbone
-from study.candidates import blocks, make_candidates
-from study.config import MODELS, StudyConfig
-from study.errors import StudyError
-from study.strategies import windows
+from study.candidates import STRATEGIES, block_groups, layer_summary, make_candidates, windows
+from study.config import MODELS, STRATEGY_NAMES, StudyConfig
+from study.inputs import build_backbone
+from study.runtime import StudyError
 
 # Weighted layers, blocks (default delimiters) and windows of 3, as listed in the README.
 EXPECTED = {
@@ -40,9 +39,13 @@ def test_blocks_cover_every_weighted_layer_once_in_order(backbones, model):
 
 
 def test_vgg16_blocks_are_its_five_conv_blocks(backbones):
-    groups = blocks(backbones["vgg16"], ("MaxPooling2D",))
+    groups = block_groups(layer_summary(backbones["vgg16"], ("MaxPooling2D",)))
     assert [g[0].split("_")[0] for g in groups] == [f"block{i}" for i in range(1, 6)]
     assert [len(g) for g in groups] == [2, 2, 3, 3, 3]
+
+
+def test_the_registry_makes_every_strategy_the_configuration_offers():
+    assert tuple(STRATEGIES) == STRATEGY_NAMES
 
 
 def test_delimiters_are_configurable(backbones):

@@ -20,9 +20,8 @@ import optuna_dashboard
 import pytest
 from browser import require_browser
 
-from study.dashboard import study_figures
-from study.report import candidate_label, record_of
-from study.report import main as report_main
+from study.cli import report_main
+from study.report import candidate_label, dashboard_sections, record_of
 
 OUTPUT = Path(__file__).resolve().parent / "output"
 FLAGS = [
@@ -66,7 +65,7 @@ def test_figures_are_png_artifacts(protocol_storage, browser):
     # A PNG per figure, named by the figure and a digest of its content; the headline figure too,
     # since every study of the protocol has its final stage.
     pngs = {re.sub(r"-[0-9a-f]{8}\.png$", "", f): f for f in files if f.endswith(".png")}
-    drawn = set(study_figures(record_of(block)))  # a figure of one point or identical curves is not drawn
+    drawn = {s.id for s in dashboard_sections(record_of(block)) if s.figure is not None}  # one point, same curves: not drawn
     assert set(pngs) == drawn | {"test-accuracy-per-strategy"}
     assert files[pngs["parameters-per-layer"]].mimetype == "image/png"
 
@@ -75,7 +74,7 @@ def test_models_and_plots_are_study_artifacts(protocol_storage):
     url = protocol_storage["url"]
     block = _study(url, "block")
     files = {a.filename: a for a in optuna.artifacts.get_all_artifact_meta(block)}
-    drawn = set(study_figures(record_of(block)))  # a figure of one point or identical curves is not drawn
+    drawn = {s.id for s in dashboard_sections(record_of(block)) if s.figure is not None}  # one point, same curves: not drawn
     assert {"parameters-per-layer", "validation-accuracy-per-candidate"} <= drawn
     model = [a for a in files.values() if a.artifact_id == block.user_attrs["final"]["artifact_id"]]
     assert model and model[0].filename.endswith(".keras")

@@ -5,9 +5,8 @@ import pytest
 from PIL import Image
 
 from study.config import StudyConfig
-from study.data import load_image_folder, load_splits, stratified_split
-from study.errors import StudyError
-from study.synthetic import synthetic_images
+from study.inputs import load_image_folder, load_splits, stratified_split, synthetic_images
+from study.runtime import StudyError
 
 
 def test_stratified_split_sizes_disjoint_and_per_class():
@@ -107,7 +106,7 @@ def test_images_that_cannot_fit_in_memory_are_refused_before_reading(tmp_path, m
         (tmp_path / name).mkdir()
         for i in range(4):
             Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / name / f"{i}.png")
-    monkeypatch.setattr("study.config.memory_bytes", lambda: 1_000_000)  # 1 MB of memory
+    monkeypatch.setattr("study.runtime._memory.memory_bytes", lambda: 1_000_000)  # 1 MB of memory
     assert load_image_folder(str(tmp_path), 32)[0].shape == (8, 32, 32, 3)  # 8 * 32 * 32 * 3 * 5 bytes: 123 KB
     with pytest.raises(StudyError, match=r"--data-dir .*: 8 images at --image-size 256 need about 7.5 MiB of memory"):
         load_image_folder(str(tmp_path), 256)
@@ -163,7 +162,7 @@ def test_16_bit_images_are_read_as_their_8_bit_version(tmp_path, channels):
     ("CMYK", [[0, 0, 0]]),
 ])
 def test_every_image_mode_is_read_as_rgb(mode, expected):
-    from study.data import rgb_pixels
+    from study.inputs import rgb_pixels
 
     value = {"I": 32896, "F": 1.5, "LA": (128, 0), "CMYK": (0, 0, 0, 255)}[mode]
     assert rgb_pixels(Image.new(mode, (1, 1), value)).tolist() == [expected]
@@ -173,7 +172,7 @@ def test_a_palette_with_transparency_is_read_without_a_warning(tmp_path):
     image = Image.new("P", (2, 2))
     image.putpalette([255, 0, 0, 0, 255, 0] + [0] * 762)
     image.save(tmp_path / "p.png", transparency=b"\x00\xff")  # index 0 transparent, given as bytes
-    from study.data import rgb_pixels
+    from study.inputs import rgb_pixels
 
     with warnings.catch_warnings():
         warnings.simplefilter("error")

@@ -5,7 +5,7 @@ import types
 import pytest
 import tensorflow as tf
 
-from study.devices import Device, current_device, gpu_count, pin_worker
+from study.runtime import Device, current_device, gpu_count, pin_worker
 
 
 class FakeTF:

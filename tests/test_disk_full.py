@@ -15,9 +15,9 @@ from pathlib import Path
 import optuna
 from optuna.trial import TrialState
 
-from study.process import EXIT_WRITE_FAILED
-from study.records import CANDIDATES, FINAL, PARAM, study_records
 from study.run import main
+from study.runtime import EXIT_WRITE_FAILED
+from study.storage import CANDIDATES, FINAL, PARAM, study_records
 
 REPO = str(Path(__file__).resolve().parents[1])
 NAME = "synthetic-tiny-block"
@@ -92,7 +92,8 @@ def test_a_full_disk_at_the_model_save_keeps_the_search_and_the_same_command_res
 # every write, as it does on a full disk (the trial's first report after an epoch is the first).
 FULL_DURING_SECOND_TRIAL = """
 import sqlite3, sys
-import study.search, study.storage
+import study.search._objective as objective
+import study.storage._open as opening
 
 full = False
 
@@ -110,9 +111,9 @@ class Connection(sqlite3.Connection):
     def cursor(self, factory=Cursor):
         return super().cursor(factory)
 
-kwargs = study.storage.engine_kwargs
-study.storage.engine_kwargs = lambda url: {"connect_args": {**kwargs(url)["connect_args"], "factory": Connection}}
-trainings, fine_tune = 0, study.search.fine_tune
+kwargs = opening.engine_kwargs
+opening.engine_kwargs = lambda url: {"connect_args": {**kwargs(url)["connect_args"], "factory": Connection}}
+trainings, fine_tune = 0, objective.fine_tune
 
 def filling(*args, **kwargs):
     global full, trainings
@@ -120,7 +121,7 @@ def filling(*args, **kwargs):
     full = full or trainings == 2
     return fine_tune(*args, **kwargs)
 
-study.search.fine_tune = filling
+objective.fine_tune = filling
 from study.run import main
 sys.exit(main(sys.argv[1:]))
 """
@@ -160,7 +161,7 @@ def test_a_thread_a_full_disk_ends_prints_no_traceback():
     (In a Python of its own: pytest replaces threading.excepthook during a test.)"""
     script = """
 import sqlite3, threading
-from study.process import quiet_libraries
+from study.runtime import quiet_libraries
 
 quiet_libraries()
 

@@ -23,12 +23,11 @@ import optuna
 import pytest
 from PIL import Image
 
-from study.backbones import BACKBONES, build_backbone
 from study.config import StudyConfig
-from study.data import load_images
-from study.errors import StudyError
-from study.records import CLASSES, SPLITS, study_records
+from study.inputs import BACKBONES, build_backbone, load_images
 from study.run import main
+from study.runtime import StudyError
+from study.storage import CLASSES, SPLITS, study_records
 
 # flower_photos.tgz's layout: flower_photos/<class>/*.jpg and flower_photos/LICENSE.txt.
 FLOWERS = {"daisy": 5, "dandelion": 6, "roses": 5, "sunflowers": 7, "tulips": 5}
@@ -205,7 +204,7 @@ def test_an_unknown_tfds_name_is_named(offline, tfds_home):
 
 
 def test_a_missing_python_package_is_named_with_its_install_command():
-    from study.data import tfds_problem
+    from study.inputs import tfds_problem
 
     error = ModuleNotFoundError("No module named 'importlib_resources'", name="importlib_resources")
     assert tfds_problem("tf_flowers", error) == (

@@ -15,9 +15,8 @@ import sqlalchemy
 from browser import postgres_url
 from optuna.trial import TrialState
 
-from study.process import TEST_POINT, this_process
-from study.records import CANDIDATES, CONFIG, CREATOR, PARAM, study_records
-from study.recovery import claim_new_study, wait_for_records
+from study.runtime import TEST_POINT
+from study.storage import CANDIDATES, CONFIG, CREATOR, PARAM, claim_new_study, study_records, this_process, wait_for_records
 
 REPO = str(Path(__file__).resolve().parents[1])
 

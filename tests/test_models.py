@@ -16,16 +16,15 @@ import numpy as np
 import optuna
 import pytest
 
-from study import models
-from study.backbones import BACKBONES, block_pattern, build_backbone, input_map, preprocessor
-from study.cache import PrefixCache
-from study.candidates import Candidate, make_candidates, weighted_layers
+import study.inputs as models
+from study.candidates import Candidate, all_layers, make_candidates, weighted_layers
 from study.config import StudyConfig
-from study.errors import StudyError
-from study.export import save_standalone, saved_metadata, standalone_model
-from study.records import CANDIDATES, FINAL, study_records
+from study.final import save_standalone, saved_metadata, standalone_model
+from study.inputs import BACKBONES, block_pattern, build_backbone, input_map, preprocessor
 from study.run import main
-from study.training import build_model, fine_tune
+from study.runtime import StudyError
+from study.storage import CANDIDATES, FINAL, study_records
+from study.training import PrefixCache, build_model, fine_tune
 
 SIZE = 32
 
@@ -354,7 +353,7 @@ def test_standalone_model_loads_alone_and_predicts_from_raw_pixels(saved, tmp_pa
             trained = build_model(build_backbone(config), 3)
         expected[shape] = trained.predict(preprocessor(config)(images), verbose=0)
         standalone = standalone_model(config, trained)
-        assert not any(type(layer).__name__ == "Lambda" for layer in models.flat_layers(standalone))
+        assert not any(type(layer).__name__ == "Lambda" for layer in all_layers(standalone))
         save_standalone(standalone, tmp_path / f"{shape}.keras", {"classes": ["a", "b", "c"], "image_size": SIZE})
         assert saved_metadata(tmp_path / f"{shape}.keras")["classes"] == ["a", "b", "c"]
         assert json.loads((tmp_path / f"{shape}.json").read_text())["classes"] == ["a", "b", "c"]

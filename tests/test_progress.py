@@ -16,9 +16,11 @@ import pytest
 from optuna.distributions import CategoricalDistribution
 from optuna.trial import create_trial
 
-from study import progress
-from study.final import show_in_dashboard
-from study.records import (
+from study.cli._summary import study_summary
+from study.report import load_records, record_of, show_final_stage
+from study.runtime import epoch_end, train_begin, train_end
+from study.search import SearchProgress
+from study.storage import (
     CANDIDATES,
     CONFIG,
     FINAL,
@@ -31,7 +33,6 @@ from study.records import (
     rounded,
     study_records,
 )
-from study.report import load_records, record_of
 
 ROOT = Path(__file__).resolve().parent.parent
 NAMES = ["head", "full", "layer", "block", "window", "top3", "top5", "random"]
@@ -129,16 +130,16 @@ def test_a_terminal_gets_a_live_line_rewritten_in_place(monkeypatch):
     monkeypatch.setenv("COLUMNS", "200")
     clock = iter([0.0, 0.0, 30.0, 60.0, 65.0, 70.0]).__next__
     study = _fake_study([("block-01", 0.5, {})])
-    tracker = progress.SearchProgress(study, planned=3, done=1, clock=clock)
+    tracker = SearchProgress(study, planned=3, done=1, clock=clock)
     study.enqueue_trial({PARAM: "block-02"})
     trial = study.ask()
     trial.suggest_categorical(PARAM, ["a", "b", "block-01", "block-02"])
 
     def objective(trial):
-        progress.train_begin()
-        progress.epoch_end(1, 2, {"accuracy": 0.75, "val_accuracy": 0.625})
-        progress.epoch_end(2, 2, {"accuracy": 0.875, "val_accuracy": 0.75})
-        progress.train_end()
+        train_begin()
+        epoch_end(1, 2, {"accuracy": 0.75, "val_accuracy": 0.625})
+        epoch_end(2, 2, {"accuracy": 0.875, "val_accuracy": 0.75})
+        train_end()
         return 0.75
 
     value = tracker.wrap(objective)(trial)
@@ -157,17 +158,17 @@ def test_a_terminal_gets_a_live_line_rewritten_in_place(monkeypatch):
 
 def test_summary_shows_uncertainty_and_ties_when_recorded_and_does_without():
     plain = _fake_study([("a", 0.5, {}), ("b", 0.75, {})])
-    lines = progress.study_summary("s", plain, None, left=0, total=2, model_path="models/s.keras")
+    lines = study_summary("s", plain, None, left=0, total=2, model_path="models/s.keras")
     assert lines[1] == "  winner: b (#1), validation accuracy 0.7500"
     assert "--skip-final" in lines[-1]
     raced = _fake_study([("a", 0.5, {}), ("b", 0.75, {STANDARD_ERROR: 0.0412, INTERVAL_95: [0.6692, 0.8308]})])
     raced.set_user_attr(TIED_WITH_WINNER, ["b", "a"])
     final = {PARAM: "b", "trial": 1, "runs": {}, "test_accuracy": [0.7, 0.8], "mean": 0.75, "variance": 0.0025}
-    lines = progress.study_summary("s", raced, final, left=0, total=2, model_path="models/s.keras")
+    lines = study_summary("s", raced, final, left=0, total=2, model_path="models/s.keras")
     assert lines[1] == "  winner: b (#1), validation accuracy 0.7500 ± 0.0412 (standard error), 95% interval 0.6692-0.8308"
     assert lines[2] == "  statistically tied with it (not significantly worse, paired t-test): a"
     assert lines[3].startswith("  test accuracy 0.7500 ± 0.0500 (mean ± std over 2 seeds)")
-    unfinished = progress.study_summary("s", plain, None, left=3, total=5, model_path="models/s.keras")
+    unfinished = study_summary("s", plain, None, left=3, total=5, model_path="models/s.keras")
     assert unfinished == ["s: search unfinished, 3 of 5 candidates left (best 0.7500 (#1)); run the same command to continue"]
 
 
@@ -212,8 +213,8 @@ def test_the_dashboard_note_follows_the_final_stage(protocol_storage):
     optuna.copy_study(from_study_name="synthetic-tiny-block", from_storage=protocol_storage["url"],
                       to_storage=storage, to_study_name="synthetic-tiny-block")
     study = optuna.load_study(study_name="synthetic-tiny-block", storage=storage)
-    show_in_dashboard(study, done=1, total=2)
+    show_final_stage(study, done=1, total=2)
     note = optuna_dashboard.get_note(study)
     assert note.startswith("## synthetic-tiny-block") and note.endswith("_Final stage running: 1 of 2 seed(s) done._")
-    show_in_dashboard(study, done=2, total=2)
+    show_final_stage(study, done=2, total=2)
     assert "running" not in optuna_dashboard.get_note(study)

@@ -12,13 +12,13 @@ import pytest
 from optuna.distributions import CategoricalDistribution
 from optuna.trial import TrialState, create_trial
 
+from study.candidates import rank_layers
+from study.cli import PROTOCOL, protocol_configs
 from study.config import StudyConfig
-from study.data import load_splits
-from study.errors import StudyError
-from study.protocol import PROTOCOL, protocol_configs
-from study.ranking import rank_layers
-from study.records import study_records
+from study.inputs import load_splits
 from study.run import main
+from study.runtime import StudyError
+from study.storage import study_records
 
 NAMES = ["head", "full", "layer", "block", "window", "top3", "top5", "random"]
 

@@ -6,9 +6,9 @@ import tensorflow as tf
 from optuna.trial import TrialState
 
 from study.config import StudyConfig
-from study.pruning import ReportToTrial, fit_or_prune, gpu_aware, make_pruner
-from study.records import OUT_OF_MEMORY, PARAM
 from study.run import main
+from study.search import ReportToTrial, fit_or_prune, make_pruner, out_of_memory_aware
+from study.storage import OUT_OF_MEMORY, PARAM
 
 
 class FakeGpu:
@@ -32,7 +32,7 @@ def _oom(size):
 
 
 def _study(device, inner=optuna.pruners.NopPruner, **arguments):
-    return optuna.create_study(direction="maximize", pruner=gpu_aware(inner)(**arguments))
+    return optuna.create_study(direction="maximize", pruner=out_of_memory_aware(inner)(**arguments))
 
 
 def test_out_of_memory_is_retried_once_with_half_the_batch():
@@ -105,7 +105,7 @@ def test_batch_of_one_is_not_retried_at_the_same_size():
 )
 def test_make_pruner_makes_the_chosen_pruner_gpu_aware(name, cls):
     pruner = make_pruner(StudyConfig(pruner=name, epochs=10, search_repeats=1).validate())
-    assert isinstance(pruner, cls) and type(pruner).__name__ == f"GpuAware{cls.__name__}"
+    assert isinstance(pruner, cls) and type(pruner).__name__ == f"OutOfMemoryAware{cls.__name__}"
 
 
 def test_no_pruning_before_the_warmup_and_the_curve_is_kept():
@@ -132,7 +132,7 @@ def test_no_pruning_before_the_warmup_and_the_curve_is_kept():
 
 def test_out_of_memory_in_a_real_study(tmp_path, tiny_args, monkeypatch):
     """Through the command line: one candidate never fits, one fits at half the batch."""
-    import study.search as search
+    import study.search._objective as search
 
     real, seen = search.fine_tune, []
 

@@ -5,21 +5,12 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-import study.search as search
-from study.backbones import build_backbone, preprocessor
+import study.search._objective as search
+from study.candidates import Candidate
 from study.config import StudyConfig
-from study.data import load_splits
-from study.records import (
-    EPOCH_VALUES,
-    INTERVAL_95,
-    PARAM,
-    PRUNE_REASON,
-    REPEAT_VALUES,
-    STANDARD_ERROR,
-    TIED_WITH_WINNER,
-)
+from study.inputs import build_backbone, load_splits, preprocessor
 from study.run import main
-from study.strategies import Candidate
+from study.storage import EPOCH_VALUES, INTERVAL_95, PARAM, PRUNE_REASON, REPEAT_VALUES, STANDARD_ERROR, TIED_WITH_WINNER
 from study.training import TrainingResult, fine_tune
 
 

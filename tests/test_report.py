@@ -8,6 +8,7 @@ optuna.create_study and set_user_attr, so every number below is known.
 
 import contextlib
 import csv
+import dataclasses
 import hashlib
 import io
 import os
@@ -25,9 +26,27 @@ from browser import has_browser
 from optuna.distributions import CategoricalDistribution
 from optuna.trial import TrialState, create_trial
 
+from study.candidates import STRATEGIES
+from study.candidates._strategies import _Options
+from study.cli import report_main as main
 from study.config import StudyConfig
-from study.racing import summarize, tied_with_winner
-from study.records import (
+from study.report import (
+    LABELS,
+    StudyRecord,
+    baseline_comparisons,
+    decision_text,
+    export_figures,
+    figure_sections,
+    figures,
+    load_records,
+    table_csv,
+    table_html,
+    table_latex,
+    table_notes,
+    table_rows,
+)
+from study.stats import summarize, tied_with_winner
+from study.storage import (
     CANDIDATES,
     CONFIG,
     EPOCH_VALUES,
@@ -43,10 +62,6 @@ from study.records import (
     add_final_run,
     new_final,
 )
-from study.report import LABELS, StudyRecord, decision_text, load_records, main, table_rows
-from study.report.plots import export_figures, figure_sections, figures
-from study.report.table import table_csv, table_html, table_latex
-from study.strategies import STRATEGIES, _Options
 
 MODELS = ["vgg16", "mobilenet", "mobilenet_v2", "mobilenet_v3_small", "resnet50_v2"]
 OUTPUT = Path(__file__).resolve().parent / "output"
@@ -264,8 +279,8 @@ def _study(storage, strategy, values, finals, *, repeats=True, tied=None, pruned
         curves = [[round(v - 0.03 * (3 - e), 4) for e in range(4)] for v in candidate_values]
         if repeats:  # --search-repeats: repeat values, their summary, one learning curve per repeat
             summary = summarize(candidate_values)
-            attrs.update({REPEAT_VALUES: candidate_values, STANDARD_ERROR: summary["standard_error"],
-                          INTERVAL_95: summary["interval_95"], EPOCH_VALUES: curves})
+            attrs.update({REPEAT_VALUES: candidate_values, STANDARD_ERROR: summary.standard_error,
+                          INTERVAL_95: summary.interval_95, EPOCH_VALUES: curves})
             steps = dict(enumerate(candidate_values))
         else:  # an older study: one value, the epochs as intermediate values
             steps = {e + 1: v for e, v in enumerate(curves[0])}
@@ -340,7 +355,7 @@ def test_the_decision_in_words(made):
     summary = summarize(BLOCK[2])
     text = decision_text(block, made["records"])
     assert text.startswith(
-        f"block-03 wins: validation accuracy 0.673 ± {summary['standard_error']:.3f} (mean ± standard error over 3 "
+        f"block-03 wins: validation accuracy 0.673 ± {summary.standard_error:.3f} (mean ± standard error over 3 "
         "repeats). block-01 and block-05 are statistically tied with it (not significantly worse: one-sided paired "
         "t-test over the 3 repeats, noise pooled over the candidates, alpha 0.05 overall, Bonferroni over the "
         "comparisons with the winner), so the data do not single out one best candidate; "
@@ -386,8 +401,19 @@ def test_table_one_std_ties_and_significance(made):
                        f"0.710 ± {std['block']:.3f}": "+I", f"0.710 ± {std['layer']:.3f}": "+I",
                        f"0.592 ± {std['top3']:.3f}": "−I −II"}
     assert ("+I / −I: significantly better / worse than Baseline I on the same 3 seeds, +II / −II: than Baseline II "
-            "(two-sided paired t-test over seeds, alpha 0.05 per comparison)") in page
+            "(two-sided paired t-test over seeds, alpha 0.05 per comparison: --race-alpha of the study)") in page
     assert "mean ± std over 3 seed(s) (sample std, ddof=1" in page
+
+
+def test_table_one_and_the_final_figure_use_the_studies_alpha(made):
+    """One alpha everywhere a significance is shown: a study run with --race-alpha 0.2 is marked at 0.2 in
+    Table I and in the final figure, and both say so (they used a fixed 0.05)."""
+    records = [dataclasses.replace(r, config=dataclasses.replace(r.config, race_alpha=0.2)) for r in made["records"]]
+    comparisons = [c for r in records for c in baseline_comparisons(r, records)]
+    assert comparisons and {c.alpha for c in comparisons} == {0.2}
+    assert "alpha 0.2 per comparison: --race-alpha of the study" in " ".join(table_notes(records))
+    figure = next(s.figure for s in figure_sections(records) if s.id == "test-accuracy-per-strategy")
+    assert "alpha 0.2)" in figure.layout.title.text.replace("<br>", " ")
 
 
 def test_table_one_as_csv_and_latex(made):
@@ -507,7 +533,7 @@ def test_the_candidates_figure_marks_the_winner_and_the_tied_set(made):
     assert list(traces["significantly worse"].x) == ["block-02", "block-04"]
     assert list(traces["stopped early (pruned)"].x) == ["block-06"]
     # Mean and the stored 95% interval per candidate; the axis zoomed to the intervals (not 0..1).
-    interval = summarize(BLOCK[2])["interval_95"]
+    interval = summarize(BLOCK[2]).interval_95
     assert traces["winner"].error_y.array[0] == pytest.approx(interval[1] - np.mean(BLOCK[2]))
     low, high = fig.layout.yaxis.range
     assert 0.45 < low < 0.55 and 0.70 < high < 0.75
@@ -562,7 +588,7 @@ def test_without_a_browser_figures_are_html_and_json(made, tmp_path, capsys, mon
 def test_dashboard_pngs_are_named_by_content_and_uploaded_once(made, tmp_path, capsys):
     import optuna_dashboard
 
-    from study.dashboard import publish
+    from study.report import publish
 
     db = Path(made["url"].removeprefix("sqlite:///"))
     url = f"sqlite:///{tmp_path / 'copy.db'}"

@@ -17,12 +17,10 @@ import pytest
 import sqlalchemy
 from optuna.trial import TrialState
 
-import study.samplers
-from study.process import TEST_POINT, interrupts_deferred
-from study.records import PARAM
-from study.recovery import FAIL_REASON, OWNER, _start_ticks, fail_dead_trials, interruption_note, is_abandoned, this_process
+import study.search._samplers as samplers
 from study.run import main
-from study.storage import open_storage
+from study.runtime import TEST_POINT, interrupts_deferred, start_ticks
+from study.storage import FAIL_REASON, OWNER, PARAM, fail_dead_trials, interruption_note, is_abandoned, open_storage, this_process
 
 REPO = str(Path(__file__).resolve().parents[1])
 NAME = "synthetic-vgg16-random"
@@ -94,7 +92,7 @@ def _epochs_reported(db, trial_number: int) -> int:
 
 
 def test_ctrl_c_says_what_is_left_and_how_to_resume(tmp_path, tiny_args, monkeypatch, capsys):
-    import study.search as search
+    import study.search._objective as search
 
     real, calls = search.fine_tune, []
 
@@ -128,7 +126,7 @@ def test_running_trials_of_dead_processes_on_this_host_are_failed_and_others_kep
     finished = subprocess.Popen(["true"])
     finished.wait()
     zombie = subprocess.Popen(["sleep", "60"])
-    zombie_owner = _owner(pid=zombie.pid, started=_start_ticks(zombie.pid))
+    zombie_owner = _owner(pid=zombie.pid, started=start_ticks(zombie.pid))
     zombie.kill()  # not reaped yet: its pid still answers kill(pid, 0)
     time.sleep(0.3)
     owners = {
@@ -175,7 +173,7 @@ def _env(**extra):
 
 
 class _NoWaiting:
-    """study.samplers' clock: a claim that would wait for an undecided lower trial fails the test."""
+    """study.search's sampler clock: a claim that would wait for an undecided lower trial fails the test."""
 
     monotonic = staticmethod(time.monotonic)
 
@@ -195,7 +193,7 @@ def test_a_run_killed_right_after_creating_a_trial_leaves_an_orphan_recognised_a
     assert orphan.system_attrs[OWNER]["host"] == socket.gethostname()
     assert is_abandoned(orphan)  # at once: it was born with its owner, and that process is dead
 
-    monkeypatch.setattr(study.samplers, "time", _NoWaiting)  # the old stall: a 56 s wait for the orphan
+    monkeypatch.setattr(samplers, "time", _NoWaiting)  # the old stall: a 56 s wait for the orphan
     assert main(args) == 0
     trials = _trials(tmp_path, TINY_NAME)
     assert trials[0].state == TrialState.FAIL and "died" in trials[0].system_attrs[FAIL_REASON]  # not RUNNING
@@ -310,7 +308,7 @@ def test_a_deferred_ctrl_c_reaches_the_handler_in_place_once_after_the_outer_blo
 
 
 def test_a_deferred_ctrl_c_with_the_default_action_ends_the_process_after_the_block():
-    code = ("import os, signal; from study.process import interrupts_deferred\n"
+    code = ("import os, signal; from study.runtime import interrupts_deferred\n"
             "signal.signal(signal.SIGINT, signal.SIG_DFL)\n"
             "with interrupts_deferred():\n"
             "    os.kill(os.getpid(), signal.SIGINT); print('the block goes on', flush=True)\n"

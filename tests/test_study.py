@@ -4,8 +4,8 @@ import sys
 import optuna
 import pytest
 
-from study.records import PARAM, study_records
 from study.run import main
+from study.storage import PARAM, study_records
 
 
 def _load(tmp_path, name="synthetic-vgg16-block"):
@@ -41,7 +41,7 @@ def test_grid_study_end_to_end(tmp_path, tiny_args, capsys, prefix_passes):
     assert final["candidate"] == study.best_trial.params[PARAM]
     assert len(final["test_accuracy"]) == 1 and final["mean"] == final["test_accuracy"][0]
     artifacts = optuna.artifacts.get_all_artifact_meta(study)
-    # The saved model, and (study.dashboard) PNG copies of the figures when Chromium is there.
+    # The saved model, and (study.report's dashboard) PNG copies of the figures when Chromium is there.
     models = [a.artifact_id for a in artifacts if a.filename.endswith(".keras")]
     assert models == [final["artifact_id"]]
     assert all(a.filename.endswith((".keras", ".png")) for a in artifacts)
@@ -73,7 +73,7 @@ def test_resume_trains_only_what_is_left(tmp_path, tiny_args, capsys):
 
 
 def test_failed_trial_is_retried_on_resume(tmp_path, tiny_args, monkeypatch):
-    import study.search as search
+    import study.search._objective as search
 
     real = search.fine_tune
     calls = []

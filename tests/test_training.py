@@ -1,10 +1,9 @@
 import keras
 import numpy as np
 
-from study.backbones import build_backbone, preprocessor
 from study.candidates import Candidate, all_layers
 from study.config import StudyConfig
-from study.synthetic import synthetic_images
+from study.inputs import build_backbone, preprocessor, synthetic_images
 from study.training import FusedAdam, compile_model, fine_tune
 
 

@@ -11,16 +11,15 @@ import pytest
 from browser import ci_requires_everything, postgres_url
 from optuna.trial import TrialState
 
-from study.records import PARAM
-from study.recovery import OWNER
 from study.run import main
-from study.workers import split_trials
+from study.search import split_trials
+from study.storage import OWNER, PARAM
 
 # One claiming worker: the project's storage set-up and grid sampler, a trivial objective.
 WORKER = """
 import os, sys, time, optuna
-from study.records import PARAM
-from study.samplers import OrderedGridSampler
+from study.storage import PARAM
+from study.search import OrderedGridSampler
 from study.storage import engine_kwargs, share_between_processes
 url, name, n, start = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
 optuna.logging.set_verbosity(optuna.logging.ERROR)

@@ -1,6 +1,6 @@
 """Print the README's table of candidates per backbone: model | layer | block | window (3).
 
-Builds every backbone of study.backbones.BACKBONES (or the ones named) with random weights at the
+Builds every backbone of study.inputs.BACKBONES (or the ones named) with random weights at the
 smallest size it accepts (at least 32 px; counts do not depend on the size) and counts the candidates
 of the layer, block and window strategies with study.candidates.make_candidates.
 
@@ -17,9 +17,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import keras  # noqa: E402
 
-from study.backbones import BACKBONES, build_backbone  # noqa: E402
 from study.candidates import make_candidates  # noqa: E402
 from study.config import StudyConfig  # noqa: E402
+from study.inputs import BACKBONES, build_backbone  # noqa: E402
 
 STRATEGIES = ("layer", "block", "window")
 

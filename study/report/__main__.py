@@ -1,7 +1,7 @@
-"""`python -m study.report` (see study.report.cli)."""
+"""`python -m study.report` (the command line itself: study.cli)."""
 
 import sys
 
-from study.report.cli import main
+from study.cli import report_main
 
-sys.exit(main())
+sys.exit(report_main())
