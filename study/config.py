@@ -88,7 +88,14 @@ class StudyConfig:
                                       "the truly best candidate (Bonferroni over the comparisons)",
                                 metavar="ALPHA")
     pruner_warmup: int = _option(5, "epochs of evidence a trial gets before it may be pruned", metavar="EPOCHS", minimum=0)
-    epochs: int = _option(50, "training epochs per trial and in the final stage", metavar="N", minimum=1)
+    epochs: int = _option(50, "training epochs in the final stage, and the most a search repeat trains "
+                              "(all of them with --fixed-epochs or --search-repeats 1)", metavar="N", minimum=1)
+    fixed_epochs: bool = _option(False, "train every search repeat for all --epochs (the paper's protocol), instead of "
+                                        "stopping it once its validation accuracy has settled (--patience, --min-delta)")
+    patience: int = _option(10, "a search repeat stops after this many epochs without a new best validation accuracy "
+                                "(more than --min-delta above the best so far)", metavar="EPOCHS", minimum=1)
+    min_delta: float = _option(0.01, "the least rise of validation accuracy that counts as progress for --patience",
+                               metavar="ACC")
     batch_size: int = _option(4, "images per training step", metavar="N", minimum=1)
     learning_rate: float = _option(5e-5, "Adam's learning rate", metavar="LR")
     storage: str = _option("sqlite:///storage/studies.db", "any Optuna (SQLAlchemy) storage URL", metavar="URL")
@@ -149,6 +156,19 @@ class StudyConfig:
         strategy = f"top{self.top_k}" if self.strategy == "topk" else self.strategy
         return self.study_name or f"{self.dataset_label}-{self.model_label}-{strategy}"
 
+    @property
+    def stops_early(self) -> bool:
+        """Whether a search repeat stops once its validation accuracy has settled (Keras's EarlyStopping,
+        `--patience`, `--min-delta`), `--epochs` being the cap. Never with one repeat (the paper's
+        protocol) or `--fixed-epochs`; the final stage, which has no validation split, always trains
+        `--epochs`.
+
+        Example:
+            >>> StudyConfig().stops_early, StudyConfig(search_repeats=1).stops_early
+            (True, False)
+        """
+        return self.search_repeats > 1 and not self.fixed_epochs
+
     def identity(self) -> dict:
         """The fields that decide what a study computes; a resumed study must match them."""
         values = dataclasses.asdict(self)
@@ -156,6 +176,9 @@ class StudyConfig:
             values.pop(field)
         if self.strategy != "topk":  # K means nothing elsewhere; older studies do not record it
             values.pop("top_k")
+        if not self.stops_early:  # fixed epochs: the protocol of studies made before early stopping existed
+            for field in ("fixed_epochs", "patience", "min_delta"):
+                values.pop(field)
         values["delimiters"] = list(self.delimiters) if self.delimiters else None
         if self.data_dir:
             values["data_dir"] = str(Path(self.data_dir).resolve())
@@ -203,6 +226,8 @@ class StudyConfig:
                 f"--pruner {self.pruner} stops a training by its epochs, which --search-repeats "
                 f"{self.search_repeats} does not have one of; use --pruner race or none, or --search-repeats 1"
             )
+        if not 0 <= self.min_delta < 1:
+            raise StudyError(f"--min-delta must be at least 0 and below 1, an accuracy (got {self.min_delta})")
         if not 0 < self.race_alpha < 0.5:
             raise StudyError(f"--race-alpha must be between 0 and 0.5 (got {self.race_alpha})")
         if self.cache_budget_gb is not None and self.cache_budget_gb < 0:

@@ -23,13 +23,14 @@ from study.storage import (
     PEAK_MEMORY,
     PREFIX_CACHE,
     PRUNE_REASON,
+    REPEAT_EPOCHS,
     REPEAT_VALUES,
     SECONDS,
     STANDARD_ERROR,
     TRAIN_ACCURACY,
     TRAINABLE_PARAMS,
 )
-from study.training import SplitRows, count_trainable, fine_tune, prefix_cache
+from study.training import SplitRows, count_trainable, fine_tune, prefix_cache, stop_when_settled
 
 
 def repeat_splits(config: StudyConfig, splits: Splits) -> list[tuple[SplitRows, SplitRows]]:
@@ -58,7 +59,9 @@ def repeat_splits(config: StudyConfig, splits: Splits) -> list[tuple[SplitRows, 
 class Objective:
     """Fine-tunes the trial's candidate `--search-repeats` times, each repeat on its own paired draw
     of search-train and search-val (study.inputs.Splits.search_draw) with its own seed; returns the
-    mean validation accuracy.
+    mean validation accuracy, each repeat's being that of its last epoch. A repeat stops once its
+    validation accuracy has settled (`StudyConfig.stops_early`), `--epochs` being the cap; the
+    epochs each ran are its user attr `repeat_epochs`.
 
     Each repeat's value is written as it finishes (user attr `repeat_values`), so a trial that is
     interrupted leaves its finished repeats behind and the next trial of the candidate does not
@@ -98,6 +101,7 @@ class Objective:
                     trial.set_user_attr(PREFIX_CACHE, result.cache)
                 trial.set_user_attr(REPEAT_VALUES, values)
                 trial.set_user_attr(EPOCH_VALUES, curves)
+                trial.set_user_attr(REPEAT_EPOCHS, [len(curve) for curve in curves])
                 trial.set_user_attr(TRAIN_ACCURACY, float(np.mean(train_accuracies)))
                 if not self.per_epoch:
                     self._race(trial, values[repeat], repeat)
@@ -119,13 +123,21 @@ class Objective:
             train,
             self.num_classes,
             validation=validation,
-            callbacks=[ReportToTrial(trial, "val_accuracy")] if self.per_epoch else [],
+            callbacks=self._callbacks(trial),
             seed=self.config.seed + repeat,
             backbone_seed=self.config.seed,
             batch_size=batch_size,
             before_fit=lambda model: _record_trainable(trial, model),
             cache=self.cache,
         ), self.config.batch_size, self.device)
+
+    def _callbacks(self, trial: optuna.Trial) -> list:
+        """A per-epoch pruner's report of every epoch (one repeat), or the stopping rule (`stops_early`)."""
+        if self.per_epoch:
+            return [ReportToTrial(trial, "val_accuracy")]
+        if self.config.stops_early:
+            return [stop_when_settled(self.config.patience, self.config.min_delta)]
+        return []
 
     def _race(self, trial: optuna.Trial, value: float, repeat: int) -> None:
         """Report a repeat's value; stop the trial once the race shows it worse than the best."""
