@@ -84,6 +84,9 @@ class StudyConfig:
     pruner: str = _option("race", "how hopeless candidates stop early: race (paired t-test across repeats), or "
                                   "per epoch (median, halving, hyperband: only with --search-repeats 1)",
                           choices=("race", "median", "halving", "hyperband", "none"))
+    search_order: str = _option("rounds", "rounds: every candidate gets repeat r before any gets repeat r+1, output end "
+                                          "first within a round (F-Race; grid sampler, more than one repeat); by-candidate: "
+                                          "each candidate's repeats back to back", choices=("rounds", "by-candidate"))
     race_alpha: float = _option(0.05, "race and tied set: the chance of stopping, or leaving out of the tied set, "
                                       "the truly best candidate (Bonferroni over the comparisons)",
                                 metavar="ALPHA")
@@ -169,6 +172,17 @@ class StudyConfig:
         """
         return self.search_repeats > 1 and not self.fixed_epochs
 
+    @property
+    def in_rounds(self) -> bool:
+        """Whether the search trains in rounds (`--search-order rounds` with the grid sampler and more
+        than one repeat); otherwise candidate by candidate, each with its repeats back to back.
+
+        Example:
+            >>> StudyConfig().in_rounds, StudyConfig(sampler="tpe").in_rounds, StudyConfig(search_repeats=1).in_rounds
+            (True, False, False)
+        """
+        return self.search_order == "rounds" and self.sampler == "grid" and self.search_repeats > 1
+
     def identity(self) -> dict:
         """The fields that decide what a study computes; a resumed study must match them."""
         values = dataclasses.asdict(self)
@@ -176,6 +190,8 @@ class StudyConfig:
             values.pop(field)
         if self.strategy != "topk":  # K means nothing elsewhere; older studies do not record it
             values.pop("top_k")
+        if not self.in_rounds:  # candidate by candidate: the order of studies made before rounds existed
+            values.pop("search_order")
         if not self.stops_early:  # fixed epochs: the protocol of studies made before early stopping existed
             for field in ("fixed_epochs", "patience", "min_delta"):
                 values.pop(field)

@@ -141,7 +141,7 @@ def test_race_stops_clearly_worse_candidates_and_ties_the_equal_ones(tmp_path, t
     means = {"block-05": 0.80, "block-04": 0.80, "block-03": 0.60, "block-02": 0.62, "block-01": 0.80}
     fake = FakeTraining(means)
     monkeypatch.setattr(search, "fine_tune", fake)
-    assert main(tiny_args("--search-repeats", "5", "--pruner", "race", "--skip-final")) == 0
+    assert main(tiny_args("--search-repeats", "5", "--pruner", "race", "--search-order", "by-candidate", "--skip-final")) == 0
     study = _load(tmp_path)
     by_block = {t.params[PARAM][:8]: t for t in study.trials}
     for worse in ("block-03", "block-02"):
@@ -163,7 +163,7 @@ def test_an_interrupted_candidate_resumes_after_its_finished_repeats(tmp_path, t
     means = {"block-05": 0.8, "block-04": 0.7, "block-03": 0.6, "block-02": 0.6, "block-01": 0.6}
     fake = FakeTraining(means, fail_at=("block-04", 2))  # Ctrl-C in block-04's third repeat
     monkeypatch.setattr(search, "fine_tune", fake)
-    args = tiny_args("--search-repeats", "3", "--pruner", "none", "--skip-final")
+    args = tiny_args("--search-repeats", "3", "--pruner", "none", "--search-order", "by-candidate", "--skip-final")
     assert main(args) == 130
     failed = [t for t in _load(tmp_path).trials if t.state == TrialState.FAIL]
     assert [t.params[PARAM][:8] for t in failed] == ["block-04"] and len(failed[0].user_attrs[REPEAT_VALUES]) == 2
