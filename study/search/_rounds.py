@@ -21,18 +21,21 @@ import warnings
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from study.runtime import say
+from study.runtime import duration, say
 from study.search._objective import Objective, Repeats, interrupted_repeats, store_repeats
+from study.search._progress import best_so_far, best_text
 from study.search._race import stopped_in_round
 from study.search._samplers import OrderedGridSampler
 from study.stats import TEST_WORDS
 from study.storage import (
     DUPLICATE_OF,
+    INTERVAL_95,
     PARAM,
     PEAK_MEMORY,
     PRUNE_REASON,
     REPEAT_VALUES,
     SECONDS,
+    STANDARD_ERROR,
     fail_dead_trials,
     finished_candidates,
     rounded,
@@ -86,6 +89,11 @@ class _Rounds:
         self.held: dict[str, Repeats] = {}
         self.seconds: dict[str, float] = {}
         self.limit, self.taken = objective.config.n_trials, 0  # --n-trials: candidates this process may take
+        # One line per event, as candidate by candidate: "trial k/N" numbers the candidates this process
+        # took, in the order it took them; a line per repeat says the round and the epochs it ran.
+        self.position: dict[str, int] = {}
+        self.done = len(finished_candidates(study))
+        self.started, self.trainings = time.perf_counter(), []
         # The rounds tell their own trials; the grid must not stop a study outside `optimize`.
         study.sampler = OrderedGridSampler(order, stop_when_done=False)
 
@@ -133,7 +141,10 @@ class _Rounds:
             value = rounded(self.objective.summarize(trial, held))
             self.study.tell(trial, value)
             del self.mine[name]
-            say(f"complete (#{trial.number}) {name}: val_accuracy {value:.4f} over {len(held.values)} repeats")
+            error, (low, high) = trial.user_attrs[STANDARD_ERROR], trial.user_attrs[INTERVAL_95]
+            say(f"{self._trial(name)} complete (#{trial.number}) {name}: val_accuracy {value:.4f} ± {error:.4f}, "
+                f"95% interval {low:.4f}-{high:.4f}, {duration(self.seconds[name])}; {best_text(best_so_far(self.study))}; "
+                f"elapsed {duration(time.perf_counter() - self.started)}")
             return True
         done = len(held.values)
         # The race looks only once its round is complete: every candidate in play has as many repeats.
@@ -149,8 +160,12 @@ class _Rounds:
         trial.set_user_attr(SECONDS, round(self.seconds[name], 3))
         self.study.tell(trial, state=TrialState.PRUNED)
         del self.mine[name]
-        say(f"pruned (#{trial.number}) {name}: {reason}")
+        say(f"{self._trial(name)} pruned (#{trial.number}) {name}: {reason}")
         return True
+
+    def _trial(self, name: str) -> str:
+        k = self.position[name]
+        return f"trial {k}/{max(k, len(self.order))}"
 
     def _train(self, name: str, round_: int) -> None:
         """Train repeat `round_` of a candidate this process holds, store and report it."""
@@ -166,8 +181,13 @@ class _Rounds:
         store_repeats(trial, held)
         trial.set_user_attr(PEAK_MEMORY, self.objective.device.peak_memory_bytes())
         trial.report(held.values[-1], step=round_)
-        say(f"round {round_ + 1}/{self.repeats} (#{trial.number}) {name}: val_accuracy {held.values[-1]:.4f} "
-            f"after {len(held.curves[-1])} epochs, {time.perf_counter() - started:.1f} s")
+        self.trainings.append(time.perf_counter() - started)
+        finished = finished_candidates(self.study)  # the most left: no race stops, nobody else helps
+        left = (sum(self.repeats - len(self.held[n].values) for n in self.mine)
+                + self.repeats * sum(1 for n in self.order if n not in self.held and n not in finished))
+        eta = sum(self.trainings) / len(self.trainings) * left
+        say(f"round {round_ + 1}/{self.repeats} (#{trial.number}) {name}: val_accuracy {held.values[-1]:.4f} after "
+            f"{len(held.curves[-1])} epochs, {duration(self.trainings[-1])}; study ETA {duration(eta)} at most")
 
     def _take(self) -> None:
         """Ask a trial for the first candidate nobody holds (the grid's claim), taking over its finished repeats."""
@@ -183,6 +203,9 @@ class _Rounds:
         held = interrupted_repeats(self.study, name)
         self.objective.start(trial, self.objective.by_name[name])
         self.mine[name], self.held[name], self.seconds[name] = trial, held, 0.0
+        self.position[name] = self.done + len(self.position) + 1
+        taken = f"; {len(held.values)} repeat(s) taken over from an interrupted trial" if held.values else ""
+        say(f"{self._trial(name)} started (#{trial.number}) {name}{taken}")
         if held.values:
             store_repeats(trial, held)
             for step, value in enumerate(held.values):
