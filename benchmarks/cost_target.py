@@ -153,9 +153,11 @@ def main() -> None:
     parser.add_argument("--synthetic-runs", type=int, default=10, help="noise draws of the synthetic truth")
     parser.add_argument("--skip-real", action="store_true")
     parser.add_argument("--skip-synthetic", action="store_true")
+    parser.add_argument("--only", type=int, choices=range(len(SEARCHES)), help="run only this search (0, 1, 2)")
     args = parser.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     summary: dict = {"epochs": args.epochs, "batch_size": 4}
+    searches = SEARCHES if args.only is None else SEARCHES[args.only:args.only + 1]
     with tempfile.TemporaryDirectory() as folder:
         folder = Path(folder)
         if not args.skip_real:
@@ -165,7 +167,7 @@ def main() -> None:
             print(f"real: MobileNet alpha 0.25 (ImageNet), digits at {args.image_size} px, 5 blocks, batch 4, "
                   f"{args.epochs} epochs", flush=True)
             real = {}
-            for label, changes in SEARCHES:
+            for label, changes in searches:
                 real[label] = run(dataclasses.replace(base, study_name=label, **changes).validate())
                 show(label, real[label])
             summary["real"] = real
@@ -176,11 +178,11 @@ def main() -> None:
             print(f"synthetic truth (simulated curves, 5 candidates, true best {best}), {args.synthetic_runs} noise draws:",
                   flush=True)
             original = objective_module.fine_tune
-            synthetic = {label: [] for label, _ in SEARCHES}
+            synthetic = {label: [] for label, _ in searches}
             try:
                 for draw in range(args.synthetic_runs):
                     objective_module.fine_tune = SimulatedFit(draw)
-                    for label, changes in SEARCHES:
+                    for label, changes in searches:
                         config = dataclasses.replace(base, study_name=f"{label} {draw}", **changes).validate()
                         synthetic[label].append(run(config))
                         if draw == 0:
@@ -199,7 +201,7 @@ def main() -> None:
                 print(f"  mean over {args.synthetic_runs}: {label:32s} {rates['trainings']:5.1f} trainings "
                       f"{rates['epochs']:6.1f} epochs, winner is the true best {rates['winner_is_best']:.2f}, "
                       f"true best in the tied set {rates['best_in_tied']:.2f}, tied {rates['tied_size']:.1f}")
-    if "real" in summary:
+    if "real" in summary and SEARCHES[0][0] in summary["real"]:
         one = summary["real"][SEARCHES[0][0]]
         for label, r in summary["real"].items():
             print(f"real cost against the single pass: {label}: x{r['seconds'] / one['seconds']:.2f} wall, "
