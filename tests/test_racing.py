@@ -346,3 +346,12 @@ def test_the_race_in_rounds_keeps_the_true_best_at_the_same_rates(true_means, le
                        order="rounds")
     assert raced["best_in_tied"] >= 0.95 - 0.02 and raced["best_pruned"] <= 0.05 + 0.02
     assert raced["repeats_saved"] >= least_saved and raced["tied_size"] <= (CANDIDATES / 2 if least_saved else CANDIDATES)
+
+
+def test_the_tied_set_pools_the_noise_over_every_candidates_common_repeats_when_that_says_more():
+    # Two candidates ran all three repeats (the noise from them alone: 2 degrees of freedom, and b is
+    # noisy); three were stopped by the race in rounds after two. Over every candidate's first two
+    # repeats the noise has 4 degrees of freedom and is far smaller: c, 0.10 below, is not tied.
+    results = {"a": [0.80, 0.82, 0.84], "b": [0.80, 0.88, 0.74], "c": [0.70, 0.72], "d": [0.79, 0.81], "e": [0.80, 0.83]}
+    assert pooled_noise(results)[1] == 2
+    assert tied_with_winner(results, None, 0.05) == ["a", "e", "d", "b"]
