@@ -15,7 +15,7 @@ import numpy as np
 import optuna
 from optuna.trial import TrialState
 
-from study.search import RacePruner
+from study.search import RacePruner, stopped_in_round
 from study.stats import tied_with_winner
 from study.storage import REPEAT_VALUES
 
@@ -31,6 +31,7 @@ def simulate_race(
     race: bool = True,
     min_repeats: int = 1,
     rng_seed: int = 0,
+    order: str = "by-candidate",
 ) -> dict:
     """One grid study on simulated accuracies: candidate i (named "c<i>") has true mean `true_means[i]`.
 
@@ -40,6 +41,10 @@ def simulate_race(
     N(0, split_sd) shared by all candidates (the repeat's draw of images, what pairing removes) and
     noise ~ N(0, noise_sd) of its own. All values are drawn up front, so the same `rng_seed` with
     and without racing gives the same accuracies: the two differ only by the racing.
+
+    `order`: "by-candidate" (each candidate's repeats back to back, as above) or "rounds" (every
+    candidate gets repeat r before any gets r + 1; after each round the race of the search in
+    rounds, `study.search.stopped_in_round`, the same decision the product makes).
 
     Returns `winner` and `tied` (`tied_with_winner` at `alpha`), `pruned` (grid order),
     `winner_is_best`, `best_in_tied` (every candidate with the highest true mean is tied),
@@ -61,6 +66,11 @@ def simulate_race(
     split_effects = rng.normal(0.0, split_sd, repeats)
     values = means[:, None] + split_effects[None, :] + rng.normal(0.0, noise_sd, (len(means), repeats))
     names = [f"c{i}" for i in range(len(means))]
+    if order == "rounds":
+        results, pruned = _rounds(names, values, repeats, alpha, race)
+        return _outcome(results, pruned, names, means, n_images, alpha, repeats)
+    if order != "by-candidate":
+        raise ValueError(f"order must be 'by-candidate' or 'rounds'. Received: order={order!r}")
     pruner = RacePruner(alpha, repeats, min_repeats) if race else optuna.pruners.NopPruner()
     verbosity = optuna.logging.get_verbosity()
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # one INFO line per trial otherwise
@@ -85,6 +95,25 @@ def simulate_race(
             results[name] = done
     finally:
         optuna.logging.set_verbosity(verbosity)
+    return _outcome(results, pruned, names, means, n_images, alpha, repeats)
+
+
+def _rounds(names: list[str], values: np.ndarray, repeats: int, alpha: float, race: bool):
+    """The repeats in rounds: (results, pruned), with the race after every round."""
+    results: dict[str, list[float]] = {name: [] for name in names}
+    racing, pruned = list(names), []
+    for repeat in range(repeats):
+        for name, candidate_values in zip(names, values):
+            if name in racing:
+                results[name].append(float(candidate_values[repeat]))
+        for name in list(racing) if race else []:
+            if stopped_in_round(results, name, repeats, alpha) is not None:
+                racing.remove(name)
+                pruned.append(name)
+    return results, pruned
+
+
+def _outcome(results, pruned, names, means, n_images, alpha, repeats) -> dict:
     tied = tied_with_winner(results, n_images, alpha)
     best = {name for name, mean in zip(names, means) if mean == means.max()}
     return {

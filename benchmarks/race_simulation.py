@@ -8,7 +8,9 @@ images, sd `--split-sd`) plus noise of its own (seed, sd `--noise-sd`). Scenario
 - close: spread over 0.80-0.82, every gap under one standard error (the issue's situation);
 - equal: all 0.80 (everything the race prunes or leaves out of the tied set is by chance).
 
-Each runs with K = 3 and 5 repeats, raced and not raced on the same simulated accuracies, and with
+Each runs with K = 3 and 5 repeats, not raced, raced candidate by candidate (each candidate's repeats back to
+back, in a shuffled grid order) and raced in rounds (`--search-order rounds`: every candidate gets repeat r
+before any gets r + 1), on the same simulated accuracies, and with
 K = 1 (nothing to race; tied set by the binomial z-test on `--n-images` images, whose default
 makes the binomial sd at 0.8 equal `--noise-sd`). Figures per row: best kept (every candidate with
 the highest true mean is in the tied set; in "equal", all 12), winner is best, best pruned (one of
@@ -48,21 +50,24 @@ def main() -> None:
     started = time.perf_counter()
     print(f"{args.studies} studies per row, {CANDIDATES} candidates, alpha={args.alpha}, "
           f"noise sd {args.noise_sd}, split sd {args.split_sd}, K=1 on {args.n_images} images")
-    print(f"{'scenario':8} {'K':>2} {'raced':>5} {'best kept':>9} {'winner best':>11} {'best pruned':>11} "
+    print(f"{'scenario':8} {'K':>2} {'raced':>6} {'best kept':>9} {'winner best':>11} {'best pruned':>11} "
           f"{'saved':>6} {'tied':>5} {'pruned':>6}")
     summary = {}
+    rows = ((1, False, "by-candidate"), (3, False, "by-candidate"), (3, True, "by-candidate"), (3, True, "rounds"),
+            (5, False, "by-candidate"), (5, True, "by-candidate"), (5, True, "rounds"))
     for scenario, true_means in SCENARIOS.items():
-        for repeats, race in ((1, False), (3, False), (3, True), (5, False), (5, True)):
+        for repeats, race, order in rows:
             rates = race_rates(
                 true_means, args.studies, rng_seed=args.seed, noise_sd=args.noise_sd,
                 split_sd=args.split_sd, repeats=repeats, alpha=args.alpha, n_images=args.n_images,
-                race=race,
+                race=race, order=order,
             )
-            print(f"{scenario:8} {repeats:>2} {'yes' if race else 'no':>5} {rates['best_in_tied']:>9.3f} "
+            raced = ("rounds" if order == "rounds" else "yes") if race else "no"
+            print(f"{scenario:8} {repeats:>2} {raced:>6} {rates['best_in_tied']:>9.3f} "
                   f"{rates['winner_is_best']:>11.3f} {rates['best_pruned']:>11.3f} "
                   f"{rates['repeats_saved']:>6.1%} {rates['tied_size']:>5.2f} {rates['pruned']:>6.2f}",
                   flush=True)
-            key = f"{scenario}_k{repeats}_{'raced' if race else 'full'}"
+            key = f"{scenario}_k{repeats}_{'raced' if race else 'full'}" + ("_rounds" if order == "rounds" else "")
             summary[key] = {name: round(value, 4) for name, value in rates.items() if name != "studies"}
     seconds = time.perf_counter() - started
     print(json.dumps({"studies": args.studies, "alpha": args.alpha, "seed": args.seed,

@@ -116,13 +116,24 @@ class StudyConfig:
     pruner: str = _option("race", "how hopeless candidates stop early: race (paired t-test across repeats), or "
                                   "per epoch (median, halving, hyperband: only with --search-repeats 1)",
                           choices=("race", "median", "halving", "hyperband", "none"))
+    search_order: str = _option("rounds", "rounds: every candidate gets repeat r before any gets repeat r+1, output end "
+                                          "first within a round (F-Race; grid sampler, more than one repeat); by-candidate: "
+                                          "each candidate's repeats back to back", choices=("rounds", "by-candidate"))
     race_alpha: float = _option(0.05, "race and tied set: the chance of stopping, or leaving out of the tied set, "
                                       "the truly best candidate (Bonferroni over the comparisons)",
                                 metavar="ALPHA", between=(0, 0.5))
     pruner_warmup: int = _option(5, "epochs of evidence a trial gets before it may be pruned", metavar="EPOCHS",
                                  minimum=0, maximum=10_000, why="it counts epochs, which --epochs bounds")
-    epochs: int = _option(50, "training epochs per trial and in the final stage", metavar="N", minimum=1,
+    epochs: int = _option(50, "training epochs in the final stage, and the most a search repeat trains "
+                              "(all of them with --fixed-epochs or --search-repeats 1)", metavar="N", minimum=1,
                           maximum=10_000, why=f"every trial trains this many epochs; {TIME}")
+    fixed_epochs: bool = _option(False, "train every search repeat for all --epochs (the paper's protocol), instead of "
+                                        "stopping it once its validation accuracy has settled (--patience, --min-delta)")
+    patience: int = _option(10, "a search repeat stops after this many epochs without a new best validation accuracy "
+                                "(more than --min-delta above the best so far)", metavar="EPOCHS", minimum=1,
+                            maximum=10_000, why="it counts epochs, which --epochs bounds")
+    min_delta: float = _option(0.01, "the least rise of validation accuracy that counts as progress for --patience",
+                               metavar="ACC")
     batch_size: int = _option(4, "images per training step", metavar="N", minimum=1, maximum=4096,
                               why="a batch and its activations are held in device memory at once")
     learning_rate: float = _option(5e-5, "Adam's learning rate", metavar="LR", between=(0, 1))
@@ -192,6 +203,30 @@ class StudyConfig:
         # top-k studies of different K must not share a study: K is part of the name.
         return self.study_name or f"{self.dataset_label}-{self.model_label}-{study_key(self.strategy, self.top_k)}"
 
+    @property
+    def stops_early(self) -> bool:
+        """Whether a search repeat stops once its validation accuracy has settled (Keras's EarlyStopping,
+        `--patience`, `--min-delta`), `--epochs` being the cap. Never with one repeat (the paper's
+        protocol) or `--fixed-epochs`; the final stage, which has no validation split, always trains
+        `--epochs`.
+
+        Example:
+            >>> StudyConfig().stops_early, StudyConfig(search_repeats=1).stops_early
+            (True, False)
+        """
+        return self.search_repeats > 1 and not self.fixed_epochs
+
+    @property
+    def in_rounds(self) -> bool:
+        """Whether the search trains in rounds (`--search-order rounds` with the grid sampler and more
+        than one repeat); otherwise candidate by candidate, each with its repeats back to back.
+
+        Example:
+            >>> StudyConfig().in_rounds, StudyConfig(sampler="tpe").in_rounds, StudyConfig(search_repeats=1).in_rounds
+            (True, False, False)
+        """
+        return self.search_order == "rounds" and self.sampler == "grid" and self.search_repeats > 1
+
     def identity(self) -> dict:
         """The fields that decide what a study computes; a resumed study must match them."""
         values = dataclasses.asdict(self)
@@ -199,6 +234,11 @@ class StudyConfig:
             values.pop(field)
         if self.strategy != "topk":  # K means nothing to the other strategies: it does not tell their studies apart
             values.pop("top_k")
+        if not self.in_rounds:  # candidate by candidate: the order of studies made before rounds existed
+            values.pop("search_order")
+        if not self.stops_early:  # fixed epochs: the protocol of studies made before early stopping existed
+            for field in ("fixed_epochs", "patience", "min_delta"):
+                values.pop(field)
         values["delimiters"] = list(self.delimiters) if self.delimiters else None
         if self.data_dir:
             values["data_dir"] = str(Path(self.data_dir).resolve())
@@ -267,6 +307,8 @@ class StudyConfig:
                 f"--seed {self.seed} with {trainings} repeats trains with seeds up to {self.seed + trainings - 1}, "
                 f"over numpy's seed range (0 to 2**32-1); use --seed {SEED_MAX + 1 - trainings} or less"
             )
+        if not 0 <= self.min_delta < 1:  # NaN fails this too
+            raise StudyError(f"--min-delta must be at least 0 and below 1, an accuracy (got {self.min_delta})")
         fractions = (self.test_fraction, self.search_train_fraction, self.search_val_fraction)
         if self.search_train_fraction + self.search_val_fraction + self.test_fraction > 1 + 1e-9:
             raise StudyError(

@@ -17,6 +17,11 @@ def _data(config):
     return (x[:24], labels[:24]), (x[24:], labels[24:])
 
 
+def _kept(cache: PrefixCache):
+    (model,) = cache._kept.values()
+    return model
+
+
 def _weights(result):
     return [np.array(w) for w in result.model.trainable_weights]
 
@@ -81,15 +86,15 @@ def test_the_next_seed_of_a_candidate_reuses_its_traced_graph_and_trains_as_a_ne
     build = lambda: build_backbone(config)  # noqa: E731
 
     def lower_learning_rate(logs=None):  # what ReduceLROnPlateau does on a plateau: it must not carry over
-        cache._kept_model[1].optimizer.learning_rate = 1e-7
+        _kept(cache).optimizer.learning_rate = 1e-7
 
     cache = PrefixCache(budget_bytes=2**30)
     fine_tune(config, build, candidate, train, 3, validation=validation, seed=0, cache=cache,
               callbacks=[keras.callbacks.LambdaCallback(on_train_end=lower_learning_rate)])
-    kept = cache._kept_model[1]
+    kept = _kept(cache)
     traced = kept.train_function
     again = fine_tune(config, build, candidate, train, 3, validation=validation, seed=1, backbone_seed=0, cache=cache)
-    assert cache._kept_model[1] is kept and kept.train_function is traced
+    assert _kept(cache) is kept and kept.train_function is traced
     new = fine_tune(config, build, candidate, train, 3, validation=validation, seed=1, backbone_seed=0,
                     cache=PrefixCache(budget_bytes=2**30))
     assert again.history == new.history and again.cache == new.cache
@@ -97,6 +102,27 @@ def test_the_next_seed_of_a_candidate_reuses_its_traced_graph_and_trains_as_a_ne
         np.testing.assert_array_equal(a, b)
     scores = [r.model.evaluate(*validation, verbose=0, return_dict=True) for r in (again, new)]
     assert scores[0] == scores[1]
+
+
+def test_in_rounds_each_candidate_keeps_its_traced_graph_and_trains_as_a_new_model():
+    """The rounds train A, B, A: A's second training fits A's kept model (no new trace), B's
+    training in between changes nothing of it, and it gives exactly what a new model would."""
+    config = StudyConfig(model="vgg16", weights="none", image_size=32, epochs=2, learning_rate=1e-3).validate()
+    train, validation = _data(config)
+    build = lambda: build_backbone(config)  # noqa: E731
+    first, second = Candidate("a", ("block5_conv3",)), Candidate("b", ("block4_conv3", "block5_conv1"))
+    cache = PrefixCache(budget_bytes=2**30, kept_models=2)
+    fine_tune(config, build, first, train, 3, validation=validation, seed=0, cache=cache)
+    fine_tune(config, build, second, train, 3, validation=validation, seed=0, cache=cache)
+    assert len(cache._kept) == 2
+    traced = {id(m): m.train_function for m in cache._kept.values()}
+    again = fine_tune(config, build, first, train, 3, validation=validation, seed=1, backbone_seed=0, cache=cache)
+    assert {id(m): m.train_function for m in cache._kept.values()} == traced  # the same two, not traced again
+    new = fine_tune(config, build, first, train, 3, validation=validation, seed=1, backbone_seed=0,
+                    cache=PrefixCache(budget_bytes=2**30))
+    assert again.history == new.history
+    for a, b in zip(_weights(again), _weights(new), strict=True):
+        np.testing.assert_array_equal(a, b)
 
 
 def test_trials_on_one_cache_leave_no_model_or_graph_behind():

@@ -5,7 +5,7 @@ from study.config import MODELS, STRATEGY_NAMES, StudyConfig
 from study.inputs import build_backbone
 from study.runtime import StudyError
 
-# Weighted layers, blocks (default delimiters) and windows of 3, as listed in the README.
+# Weighted layers, blocks (default delimiters) and windows of 3, as listed in docs/models.md.
 EXPECTED = {
     "vgg16": (13, 5, 11),
     "mobilenet": (27, 5, 25),

@@ -58,20 +58,22 @@ def tiny_run(tmp_path_factory):
 
 def test_progress_off_a_terminal_is_one_line_per_event(tiny_run):
     out = tiny_run["stdout"]
-    print(out)  # shown with -s: the sample in the README
+    print(out)  # shown with -s: the sample in docs/usage.md
     assert "\r" not in out
     lines = out.splitlines()
-    for k in range(1, 6):
+    for k in range(1, 6):  # the default search: three repeats in rounds
         started = [line for line in lines if line.startswith(f"trial {k}/5 started (#{k - 1}) block-0{6 - k}:")]
+        rounds = [line for line in lines if re.match(rf"round [123]/3 \(#{k - 1}\) block-0{6 - k}:", line)]
         ended = [line for line in lines if line.startswith(f"trial {k}/5 complete (#{k - 1}) block-0{6 - k}:")]
-        assert len(started) == len(ended) == 1, out
-        assert re.search(r": val_accuracy \d\.\d{4}( ± \d\.\d{4}, 95% interval \d\.\d{4}-\d\.\d{4})?, [\d.]+ s; "
+        assert len(started) == len(ended) == 1 and len(rounds) == 3, out
+        assert re.search(r": val_accuracy \d\.\d{4} ± \d\.\d{4}, 95% interval \d\.\d{4}-\d\.\d{4}, [\d.]+ s; "
                          r"best \d\.\d{4} \(#\d\); elapsed", ended[0])
-    assert "; study ETA " in next(line for line in lines if line.startswith("trial 2/5 started"))
-    assert ", ETA " in next(line for line in lines if line.startswith("trial 4/5 complete"))
+        assert re.search(r": val_accuracy \d\.\d{4} after 2 epochs, [\d.]+ s; study ETA ", rounds[0])
+    first_of_round_2 = next(i for i, line in enumerate(lines) if line.startswith("round 2/3"))
+    assert all(not line.startswith("round 1/3") for line in lines[first_of_round_2:])  # rounds, in order
     assert re.search(r"^  seed 1/2 \(seed 0\): test accuracy \d\.\d{4}, [\d.]+ s; ETA ", out, re.M)
     assert re.search(r"^  seed 2/2 \(seed 1\): test accuracy \d\.\d{4}, [\d.]+ s$", out, re.M)
-    assert not [line for line in lines if "epoch" in line]  # epochs only on a terminal's live line
+    assert not [line for line in lines if re.search(r"epoch \d+/\d+", line)]  # epochs only on a terminal's live line
 
 
 def test_the_summary_names_winner_score_model_and_next_commands(tiny_run):

@@ -337,3 +337,21 @@ def test_float32_noise_does_not_fake_a_difference():
     # Keras reports accuracies in float32: two equal differences come out a few 1e-8 apart.
     candidate = [np.float32(0.7), np.float32(0.8) + np.float32(3e-8)]
     assert p_value_worse(candidate, [0.72, 0.82]) == 0.25  # the sign test of equal differences, not t
+
+
+@pytest.mark.parametrize("true_means, least_saved", [(tuple(DIFFER), 0.15), (tuple(CLOSE), 0.0)])
+def test_the_race_in_rounds_keeps_the_true_best_at_the_same_rates(true_means, least_saved):
+    """`--search-order rounds` (the product's `stopped_in_round` after every round), K = 3."""
+    raced = race_rates(list(true_means), STUDIES, rng_seed=1, noise_sd=0.02, split_sd=0.02, repeats=3, alpha=0.05,
+                       order="rounds")
+    assert raced["best_in_tied"] >= 0.95 - 0.02 and raced["best_pruned"] <= 0.05 + 0.02
+    assert raced["repeats_saved"] >= least_saved and raced["tied_size"] <= (CANDIDATES / 2 if least_saved else CANDIDATES)
+
+
+def test_the_tied_set_pools_the_noise_over_every_candidates_common_repeats_when_that_says_more():
+    # Two candidates ran all three repeats (the noise from them alone: 2 degrees of freedom, and b is
+    # noisy); three were stopped by the race in rounds after two. Over every candidate's first two
+    # repeats the noise has 4 degrees of freedom and is far smaller: c, 0.10 below, is not tied.
+    results = {"a": [0.80, 0.82, 0.84], "b": [0.80, 0.88, 0.74], "c": [0.70, 0.72], "d": [0.79, 0.81], "e": [0.80, 0.83]}
+    assert pooled_noise(results)[1] == 2
+    assert tied_with_winner(results, None, 0.05) == ["a", "e", "d", "b"]

@@ -10,7 +10,7 @@ from study.candidates import Candidate
 from study.config import StudyConfig
 from study.inputs import build_backbone, load_splits, preprocessor
 from study.run import main
-from study.storage import EPOCH_VALUES, INTERVAL_95, PARAM, PRUNE_REASON, REPEAT_VALUES, STANDARD_ERROR, TIED_WITH_WINNER
+from study.storage import EPOCH_VALUES, INTERVAL_95, PARAM, PRUNE_REASON, REPEAT_EPOCHS, REPEAT_VALUES, STANDARD_ERROR, TIED_WITH_WINNER
 from study.training import TrainingResult, fine_tune
 
 
@@ -86,6 +86,36 @@ def test_one_repeat_is_the_single_training_of_before(tmp_path, tiny_args):
     assert three.user_attrs[REPEAT_VALUES][0] == pytest.approx(one.value, abs=1e-6)
 
 
+def test_repeats_stop_once_settled_and_fixed_epochs_is_the_fixed_protocol_exactly(tmp_path, tiny_args):
+    """With more than one repeat a repeat stops once its validation accuracy has settled; --fixed-epochs
+    trains all --epochs, exactly the fixed-epoch training (repeat 0: the study's own split and seed)."""
+    # Patience 1 with a least rise of 0.5: no epoch after the first can count as progress, so every
+    # repeat stops after 2 of its 4 epochs.
+    common = ("--skip-final", "--n-trials", "1", "--search-repeats", "2", "--pruner", "none", "--epochs", "4",
+              "--patience", "1", "--min-delta", "0.5")
+    assert main(tiny_args(*common)) == 0
+    early = _load(tmp_path).trials[0]
+    fixed_folder = tmp_path / "fixed"
+    fixed_folder.mkdir()
+    args = [a.replace(str(tmp_path), str(fixed_folder)) for a in tiny_args(*common, "--fixed-epochs")]
+    assert main(args) == 0
+    fixed = _load(fixed_folder).trials[0]
+    assert early.params[PARAM] == fixed.params[PARAM]
+    assert early.user_attrs[REPEAT_EPOCHS] == [2, 2] and fixed.user_attrs[REPEAT_EPOCHS] == [4, 4]
+    for stopped, full in zip(early.user_attrs[EPOCH_VALUES], fixed.user_attrs[EPOCH_VALUES]):
+        assert stopped == full[:2]  # stopping ends the training; it changes nothing before
+    assert early.user_attrs[REPEAT_VALUES] == [curve[-1] for curve in early.user_attrs[EPOCH_VALUES]]
+
+    config = StudyConfig(dataset="synthetic", synthetic_size=60, synthetic_classes=3, weights="none",
+                         image_size=32, model="vgg16", epochs=4, search_repeats=1, pruner="none").validate()
+    splits = load_splits(config)
+    preprocess = preprocessor(config)
+    (x, y), (xv, yv) = splits.arrays("search_train"), splits.arrays("search_val")
+    direct = fine_tune(config, lambda: build_backbone(config), Candidate(fixed.params[PARAM], tuple(fixed.user_attrs["layers"])),
+                       (preprocess(x), y), splits.num_classes, validation=(preprocess(xv), yv))
+    assert fixed.user_attrs[EPOCH_VALUES][0] == pytest.approx(direct.history["val_accuracy"], abs=1e-6)
+
+
 class FakeTraining:
     """fine_tune replaced by known truth: candidate quality + a draw effect shared by every candidate
     (what pairing removes) + small noise. Records the (candidate, repeat) pairs it trained."""
@@ -111,7 +141,7 @@ def test_race_stops_clearly_worse_candidates_and_ties_the_equal_ones(tmp_path, t
     means = {"block-05": 0.80, "block-04": 0.80, "block-03": 0.60, "block-02": 0.62, "block-01": 0.80}
     fake = FakeTraining(means)
     monkeypatch.setattr(search, "fine_tune", fake)
-    assert main(tiny_args("--search-repeats", "5", "--pruner", "race", "--skip-final")) == 0
+    assert main(tiny_args("--search-repeats", "5", "--pruner", "race", "--search-order", "by-candidate", "--skip-final")) == 0
     study = _load(tmp_path)
     by_block = {t.params[PARAM][:8]: t for t in study.trials}
     for worse in ("block-03", "block-02"):
@@ -133,7 +163,7 @@ def test_an_interrupted_candidate_resumes_after_its_finished_repeats(tmp_path, t
     means = {"block-05": 0.8, "block-04": 0.7, "block-03": 0.6, "block-02": 0.6, "block-01": 0.6}
     fake = FakeTraining(means, fail_at=("block-04", 2))  # Ctrl-C in block-04's third repeat
     monkeypatch.setattr(search, "fine_tune", fake)
-    args = tiny_args("--search-repeats", "3", "--pruner", "none", "--skip-final")
+    args = tiny_args("--search-repeats", "3", "--pruner", "none", "--search-order", "by-candidate", "--skip-final")
     assert main(args) == 130
     failed = [t for t in _load(tmp_path).trials if t.state == TrialState.FAIL]
     assert [t.params[PARAM][:8] for t in failed] == ["block-04"] and len(failed[0].user_attrs[REPEAT_VALUES]) == 2

@@ -61,7 +61,7 @@ def _efficientnet(constructor, v2: bool = False) -> Backbone:
 
 
 BACKBONES: dict[str, Backbone] = {
-    # The paper's six; their candidate counts are in the README and in tests/test_candidates.py.
+    # The paper's six; their candidate counts are in docs/models.md and in tests/test_candidates.py.
     "vgg16": Backbone(_apps.VGG16, _apps.vgg16.preprocess_input),
     # MobileNet has no pooling or merges inside; its stride-2 paddings separate its 5 stages.
     "mobilenet": Backbone(_apps.MobileNet, _apps.mobilenet.preprocess_input, delimiters=("ZeroPadding2D",)),

@@ -17,7 +17,8 @@ _NAMES = {
     "study.search._objective": ("Objective", "repeat_splits"),
     "study.search._samplers": ("CLAIM_WAIT_SECONDS", "OrderedGridSampler", "make_sampler"),
     "study.search._pruners": ("PRUNERS", "ReportToTrial", "fit_or_prune", "out_of_memory_aware", "make_pruner"),
-    "study.search._race": ("RacePruner",),
+    "study.search._race": ("RacePruner", "stopped_in_round"),
+    "study.search._rounds": ("candidate_values", "run_rounds"),
     "study.search._workers": ("run_workers", "split_trials"),
     "study.search._progress": ("SearchProgress", "best_so_far", "best_text", "is_pair"),
 }

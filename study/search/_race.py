@@ -1,7 +1,11 @@
-"""The race: a pruner that stops a candidate once the paired test shows it worse than the best."""
+"""The race: stop a candidate once the paired test shows it worse than the best, candidate by candidate
+(`RacePruner`) or in rounds (`stopped_in_round`)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+
+import numpy as np
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
@@ -107,3 +111,36 @@ def _complete_with_repeats(study: optuna.Study) -> list[FrozenTrial]:
 def _repeat_values(trial: FrozenTrial) -> list[float]:
     """A trial's intermediate values in step (repeat) order."""
     return [trial.intermediate_values[step] for step in sorted(trial.intermediate_values)]
+
+
+def stopped_in_round(values: Mapping[str, Sequence[float]], name: str, repeats: int,
+                     alpha: float) -> tuple[str, float, float] | None:
+    """The race in rounds: (best, p, level) when candidate `name` is shown worse than the best, else None.
+
+    `values` maps every candidate to its repeat values so far (repeat order). Called when `name`
+    has r values and every candidate still racing has at least r (round r-1 is complete): the
+    peers are the candidates with at least r values (the survivors of round r-1, whatever they
+    are doing now, so every process decides alike), compared on their first r values; the best
+    is the highest mean among them; the noise is pooled over them (`pooled_noise`: none after
+    round 0, one value each, so the first look is after round 1, tidymodels' smallest burn-in).
+    It stops `name` when p < alpha / (L m), L = repeats - 2 looks (after rounds 1 .. K-2: after
+    the last round there is nothing left to save) and m peers: Bonferroni, so a truly best
+    candidate is stopped with probability at most `alpha`.
+
+    Example:
+        >>> values = {"a": [0.80, 0.82], "b": [0.81, 0.83], "c": [0.60, 0.61], "d": [0.79, 0.84]}
+        >>> stopped_in_round(values, "c", repeats=3, alpha=0.05)[0]
+        'b'
+        >>> stopped_in_round(values, "a", repeats=3, alpha=0.05) is None
+        True
+    """
+    r = len(values[name])
+    peers = {peer: list(v[:r]) for peer, v in values.items() if len(v) >= r}
+    if r == 0 or r >= repeats or len(peers) < 2:
+        return None
+    best = max(peers, key=lambda peer: float(np.mean(peers[peer])))
+    if best == name:
+        return None
+    p = p_value_worse(peers[name], peers[best], noise=pooled_noise(peers))
+    level = alpha / (max(1, repeats - 2) * len(peers))
+    return (best, p, level) if p is not None and p < level else None

@@ -43,8 +43,11 @@ class OrderedGridSampler(optuna.samplers.BaseSampler):
         ['block-05', 'block-04', 'block-03']
     """
 
-    def __init__(self, order: Sequence[str]):
+    def __init__(self, order: Sequence[str], stop_when_done: bool = True):
         self._order = list(order)
+        # The rounds (study.search's rounds) ask and tell their trials outside `optimize`, where
+        # `study.stop()` raises; they know themselves when nothing is left.
+        self._stop_when_done = stop_when_done
 
     def pending(self, study: optuna.Study) -> list[str]:
         """Candidates with neither a finished (COMPLETE or PRUNED) nor a RUNNING trial, in order."""
@@ -100,7 +103,7 @@ class OrderedGridSampler(optuna.samplers.BaseSampler):
         return claimed
 
     def after_trial(self, study, trial, state, values) -> None:
-        if not self.pending(study):
+        if self._stop_when_done and not self.pending(study):
             study.stop()
 
 

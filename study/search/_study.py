@@ -18,6 +18,7 @@ from study.runtime import StudyError, checkpoint
 from study.search._objective import Objective
 from study.search._progress import SearchProgress
 from study.search._pruners import make_pruner
+from study.search._rounds import run_rounds
 from study.search._samplers import make_sampler
 from study.stats import tied_with_winner
 from study.storage import (
@@ -191,6 +192,9 @@ def run_trials(plan: SearchPlan) -> None:
         return
     by_name = {c.name: c for c in plan.candidates}
     objective = Objective(plan.config, plan.splits, by_name, planned=[by_name[name] for name in plan.left])
+    if plan.config.in_rounds:  # every candidate gets repeat r before any gets r + 1
+        run_rounds(objective, plan.study, [c.name for c in reversed(plan.candidates)])
+        return
     done = len(plan.candidates) - len(plan.left) if plan.config.sampler == "grid" else 0
     progress = SearchProgress(plan.study, planned=plan.n_trials, done=done)
     plan.study.optimize(progress.wrap(with_owner(_rounded(objective))), n_trials=plan.n_trials, callbacks=[progress],

@@ -16,7 +16,10 @@ def tied_with_winner(results: dict[str, list[float]], n_images: int | None, alph
     fewer. Means over different repeats are not comparable (some draws are easier), so the winner
     is the best mean among the candidates with the most repeats (ties keep the dict order). Each
     other candidate is compared with it by `p_value_worse` (the noise pooled over the candidates
-    with every repeat, `pooled_noise`; with one repeat the binomial test on `n_images` images) at
+    with every repeat, `pooled_noise`, or over every candidate on the repeats all have, whichever
+    has more degrees of freedom: after the race in rounds stopped some candidates after two
+    repeats, those two repeats of every candidate say more about the noise than the few candidates
+    that ran them all; with one repeat the binomial test on `n_images` images) at
     level alpha / (candidates - 1), Bonferroni over the comparisons: this is Hsu's multiple
     comparisons with the best, so the set holds the truly best candidate with probability at
     least 1 - alpha, although the winner is the best of them (its values are lucky ones). The
@@ -43,7 +46,7 @@ def tied_with_winner(results: dict[str, list[float]], n_images: int | None, alph
         )
     for name, values in results.items():
         finite_values(values, f"results[{name!r}]")
-    noise = pooled_noise(results)
+    noise = _most_degrees_of_freedom(results)
     if n_images is None and noise is None and min(map(len, results.values())) == 1:
         raise ValueError(
             "n_images (validation images per repeat) is needed to compare a candidate that has a "
@@ -66,3 +69,17 @@ def tied_with_winner(results: dict[str, list[float]], n_images: int | None, alph
         if p is None or p >= level:
             tied.append(name)
     return [winner, *sorted(tied, key=gap, reverse=True)]
+
+
+def _most_degrees_of_freedom(results: dict[str, list[float]]) -> tuple[float, int] | None:
+    """`pooled_noise` of the candidates with every repeat, or of every candidate on the repeats all
+    of them have, whichever has more degrees of freedom (the choice depends on the design only).
+
+    Example:
+        >>> _most_degrees_of_freedom({"a": [0.80, 0.84, 0.82], "b": [0.70, 0.75, 0.71], "c": [0.5, 0.52],
+        ...                           "d": [0.6, 0.63]})[1]
+        3
+    """
+    common = min(map(len, results.values()))
+    estimates = [pooled_noise(results), pooled_noise({name: values[:common] for name, values in results.items()})]
+    return max((e for e in estimates if e is not None), key=lambda e: e[1], default=None)

@@ -26,6 +26,8 @@ REPEAT_VALUES = "repeat_values"  # validation accuracy of each repeat (--search-
 STANDARD_ERROR = "standard_error"  # of the trial value (the mean of the repeats; binomial for one)
 INTERVAL_95 = "interval_95"  # [low, high] 95% interval of the trial value
 EPOCH_VALUES = "epoch_values"  # validation accuracy after every epoch, one list per repeat
+REPEAT_EPOCHS = "repeat_epochs"  # epochs each repeat trained (fewer than --epochs when it stopped early)
+TAKEN_OVER = "repeats_taken_over"  # how many of repeat_values an interrupted trial had trained (not trained again)
 
 # --- trial system attrs --------------------------------------------------------------------------
 OWNER = "owner"  # {"host", "pid", "boot", "started"} of the process running the trial

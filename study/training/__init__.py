@@ -6,7 +6,7 @@ Example:
 """
 
 from study.training._cache import PREFIX_BATCH, Cut, PrefixCache, default_budget, find_cut, fresh_backbone
-from study.training._callbacks import CtrlCAtBatchEnd, EpochProgress
+from study.training._callbacks import CtrlCAtBatchEnd, EpochProgress, stop_when_settled
 from study.training._fit import SplitRows, TrainingResult, fine_tune, prefix_cache
 from study.training._head import apply_head, build_head, build_model, count_trainable, freeze_all_but, head_layers
 from study.training._optimizer import STEPS_PER_EXECUTION, FusedAdam, compile_model
@@ -15,4 +15,5 @@ __all__ = [
     "PREFIX_BATCH", "STEPS_PER_EXECUTION", "CtrlCAtBatchEnd", "Cut", "EpochProgress", "FusedAdam", "PrefixCache",
     "SplitRows", "TrainingResult", "apply_head", "build_head", "build_model", "compile_model", "count_trainable",
     "default_budget", "find_cut", "fine_tune", "freeze_all_but", "fresh_backbone", "head_layers", "prefix_cache",
+    "stop_when_settled",
 ]

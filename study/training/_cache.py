@@ -83,23 +83,25 @@ class PrefixCache:
 
     `planned` are the candidates a study will train next, in order: when a cut is computed, as many
     of their cuts as fit in the free budget are computed in the same forward pass. It also keeps
-    what consecutive trainings can share besides activations: the backbone (`backbone`) and the
-    last compiled model with its traced training graph (`kept_model`, study.training's fit).
+    what consecutive trainings can share besides activations: the backbone (`backbone`) and
+    compiled models with their traced training graphs (`kept_model`, study.training's fit): the
+    last one, or up to `kept_models` of them.
 
     Example:
         >>> cache = PrefixCache(budget_bytes=2 * 2**30, planned=[])
         >>> activations = cache.activations(cut, "search_train", images, seed=0)  # doctest: +SKIP
     """
 
-    def __init__(self, budget_bytes: int | None = None, planned: list[Candidate] = ()):
+    def __init__(self, budget_bytes: int | None = None, planned: list[Candidate] = (), kept_models: int = 1):
         self.budget_bytes = default_budget() if budget_bytes is None else int(budget_bytes)
+        self.kept_models = kept_models
         self.planned = list(planned)
         self._entries: collections.OrderedDict[tuple, list[np.ndarray]] = collections.OrderedDict()
         self._footprints: dict[str, tuple[tuple[str, ...] | None, int]] = {}
         self._backbone: keras.Model | None = None
         self._backbone_seed: int | None = None
         self._tuned: dict[str, list[np.ndarray]] = {}  # the last trial's layers, as built
-        self._kept_model: tuple[tuple, keras.Model] | None = None  # the last training's compiled model
+        self._kept: dict[tuple, keras.Model] = {}  # compiled models with their traced graphs, by `keep_model` key
 
     def backbone(self, build: Callable[[], keras.Model], seed: int, candidate: Candidate) -> keras.Model:
         """The backbone built by `build` for `seed`, kept between trials for `candidate` to tune.
@@ -112,7 +114,7 @@ class PrefixCache:
         """
         if self._backbone is None or self._backbone_seed != seed:
             self._backbone, self._backbone_seed, self._tuned = fresh_backbone(build, seed), seed, {}
-            self._kept_model = None  # it was built on the layers of the backbone just replaced
+            self._kept = {}  # they were built on the layers of the backbone just replaced
         layers = {layer.name: layer for layer in all_layers(self._backbone)}
         for name, weights in self._tuned.items():
             layers[name].set_weights(weights)
@@ -123,17 +125,23 @@ class PrefixCache:
         return keras.Model(self._backbone.input, self._backbone.output, name=self._backbone.name)
 
     def kept_model(self, key: tuple) -> keras.Model | None:
-        """The compiled model kept by `keep_model` under `key`, if it is the last one kept."""
-        return self._kept_model[1] if self._kept_model is not None and self._kept_model[0] == key else None
+        """The compiled model kept by `keep_model` under `key`, if it is still kept."""
+        return self._kept.get(key)
 
     def keep_model(self, key: tuple, model: keras.Model) -> None:
         """Keep `model` (compiled, its training graph traced) for the next training with the same `key`.
 
-        One model at a time: the repeats of a candidate and the seeds of the final stage follow
-        each other, and a traced graph holds memory. `key` must name everything the graph depends
-        on; a new backbone (another seed) drops the model, as it was built on the old one's layers.
+        With `kept_models` 1 (candidate by candidate) the last one: the repeats of a candidate and the
+        seeds of the final stage follow each other, and a traced graph holds memory. With more (the
+        search in rounds, which trains every candidate once per round) the first `kept_models`: the
+        rounds visit the candidates in a cycle, where replacing the oldest would always miss. `key`
+        must name everything the graph depends on; a new backbone (another seed) drops them all, as
+        they were built on the old one's layers.
         """
-        self._kept_model = (key, model)
+        if self.kept_models == 1:
+            self._kept = {key: model}
+        elif len(self._kept) < self.kept_models:
+            self._kept[key] = model
 
     @property
     def used_bytes(self) -> int:

@@ -151,14 +151,16 @@ def _fit_inputs(cache: PrefixCache | None, backbone: keras.Model, candidate: Can
     return _model_from_cut(cut, model), inputs, validation_inputs, state
 
 
-def prefix_cache(config: StudyConfig, planned: list[Candidate] = ()) -> PrefixCache | None:
+def prefix_cache(config: StudyConfig, planned: list[Candidate] = (), kept_models: int = 1) -> PrefixCache | None:
     """The cache of `--prefix-cache` with the budget of `--cache-budget-gb` (None when off).
 
-    `planned`: the candidates to train next, in order (see `PrefixCache`).
+    `planned`: the candidates to train next, in order; `kept_models`: how many traced models to keep
+    (see `PrefixCache`).
     """
     if not config.prefix_cache:
         return None
-    return PrefixCache(None if config.cache_budget_gb is None else config.cache_budget_gb * 2**30, planned)
+    return PrefixCache(None if config.cache_budget_gb is None else config.cache_budget_gb * 2**30, planned,
+                       kept_models)
 
 
 def _traced_model(cache: PrefixCache, trained: keras.Model, candidate: Candidate, learning_rate: float) -> keras.Model:
