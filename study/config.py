@@ -20,8 +20,10 @@ DEFAULT_DELIMITERS = ("MaxPooling2D", "AveragePooling2D", "Add")
 
 # Fields that do not change what a trial computes, so a resumed study may change them freely.
 # The prefix cache does not change results (tests hold it to that), so it is run-only too.
+# --select changes only which candidate the final stage retrains, never a trial.
 RUN_ONLY_FIELDS = ("n_trials", "skip_final", "storage", "study_name", "artifact_dir", "repeats",
-                   "prefix_cache", "cache_budget_gb", "workers")
+                   "prefix_cache", "cache_budget_gb", "workers", "select")
+SELECT_RULES = ("best", "simplest")
 
 
 def _option(default, help: str, *, flag: str | None = None, choices: tuple | None = None,
@@ -111,6 +113,9 @@ class StudyConfig:
                                            metavar="F")
     search_val_fraction: float = _option(0.2, "search-val split, fraction of every class (from the pool)",
                                          metavar="F")
+    select: str = _option("best", "final stage: retrain the best mean (best, the paper's) or the candidate with the "
+                                  "fewest trainable parameters among those statistically tied with it (simplest)",
+                          choices=SELECT_RULES)
     select_on: str = _option("val", "the split the search selects on (test: the paper's choice, leaks the test "
                                     "split)", choices=("val", "test"))
     input_scaling: str = _option("model", "model: the backbone's own preprocess_input (a saved model: raw pixels if it "

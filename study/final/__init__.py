@@ -8,7 +8,7 @@ Example:
 
 from study.final._export import final_model_path, safe_name, save_standalone, saved_metadata, standalone_model
 from study.final._progress import FinalProgress
-from study.final._stage import run_final
+from study.final._stage import chosen_trial, run_final
 
-__all__ = ["FinalProgress", "final_model_path", "run_final", "safe_name", "save_standalone", "saved_metadata",
+__all__ = ["FinalProgress", "chosen_trial", "final_model_path", "run_final", "safe_name", "save_standalone", "saved_metadata",
            "standalone_model"]

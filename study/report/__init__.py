@@ -22,6 +22,7 @@ from study.report._decision import (
     baseline_comparisons,
     best_positions,
     candidate_label,
+    choice_text,
     decision_text,
     final_summary,
     seed_values,
@@ -49,7 +50,7 @@ def __getattr__(name: str):
 
 
 __all__ = [
-    "LABELS", "StudyRecord", "baseline_comparisons", "best_positions", "candidate_label", "decision_text", "empty_reason",
+    "LABELS", "StudyRecord", "baseline_comparisons", "best_positions", "candidate_label", "choice_text", "decision_text", "empty_reason",
     "final_summary", "load_records", "record_of", "score", "seed_values", "table_csv", "table_html", "table_latex",
     "table_notes", "table_rows", *(name for names in _LAZY.values() for name in names),
 ]
