@@ -13,7 +13,7 @@ MODELS = ("vgg16", "mobilenet", "mobilenet_v2", "mobilenet_v3_small", "resnet50"
 DATASETS = ("tf_flowers", "synthetic")
 # The strategies of --strategy (the CLI contract); study.candidates.STRATEGIES says how each makes its
 # candidates and holds exactly these keys (tests/test_candidates.py).
-STRATEGY_NAMES = ("head", "full", "layer", "block", "window", "topk", "random")
+STRATEGY_NAMES = ("head", "full", "layer", "block", "window", "topk", "random", "lpft", "autorgn")
 PER_EPOCH_PRUNERS = ("median", "halving", "hyperband")  # judge one training curve, epoch by epoch
 # Pooling and residual merges end blocks; each backbone may override (study.inputs.BACKBONES).
 DEFAULT_DELIMITERS = ("MaxPooling2D", "AveragePooling2D", "Add")

@@ -20,18 +20,25 @@ from typing import Callable
 import numpy as np
 
 from study.runtime import StudyError
-from study.storage import ENDS_BLOCK, LAYERS, NAME, PARAMS, WEIGHTED
+from study.storage import CLASS, ENDS_BLOCK, LAYERS, NAME, PARAMS, RECIPE, WEIGHTED
+
+# How a candidate's layers are trained (study.training.fine_tune): plainly (Adam, one fit), LP-FT (the head
+# alone first, then every layer from that head) or Auto-RGN (each layer's step scaled by its relative
+# gradient norm).
+RECIPES = ("plain", "lpft", "autorgn")
 
 
 @dataclasses.dataclass(frozen=True)
 class Candidate:
-    """A named group of backbone layers that are fine-tuned together with the classifier head."""
+    """A named group of backbone layers that are fine-tuned together with the classifier head, and
+    the recipe that trains them (`RECIPES`)."""
 
     name: str
     layers: tuple[str, ...]
+    recipe: str = "plain"
 
     def to_dict(self) -> dict:
-        return {NAME: self.name, LAYERS: list(self.layers)}
+        return {NAME: self.name, LAYERS: list(self.layers), **({RECIPE: self.recipe} if self.recipe != "plain" else {})}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -162,6 +169,16 @@ def _full(layers, options, ranked=None, pattern=None):
     return [Candidate("full", tuple(layer[NAME] for layer in layers if layer[PARAMS]))]
 
 
+def _lpft(layers, options, ranked=None, pattern=None):
+    return [Candidate("lpft", _full(layers, options)[0].layers, recipe="lpft")]
+
+
+def _autorgn(layers, options, ranked=None, pattern=None):
+    # As the authors' code: BatchNormalization's scale and offset are not trained (their RGN skips "bn").
+    tuned = tuple(layer[NAME] for layer in layers if layer[PARAMS] and layer.get(CLASS) != "BatchNormalization")
+    return [Candidate("autorgn", tuned, recipe="autorgn")]
+
+
 def _random(layers, options, ranked=None, pattern=None):
     return random_candidates(weighted_names(layers), options.random_k, options.random_draws, options.seed)
 
@@ -180,10 +197,13 @@ STRATEGIES: dict[str, Strategy] = {
         Strategy("window", "BWSW", "one sliding window of consecutive weighted layers at a time (BWSW)", _window),
         Strategy("topk", "BWT", "the top-ranked layers of the layer-wise study together", _topk),
         Strategy("random", "Random", "randomly drawn sets of weighted layers", _random),
+        Strategy("lpft", "LP-FT", "the head alone, then every layer from that head (LP-FT, Kumar et al. 2022)", _lpft),
+        Strategy("autorgn", "Auto-RGN", "every layer but BatchNormalization, each layer's step scaled by its relative "
+                                        "gradient norm (Auto-RGN, Lee et al. 2023)", _autorgn),
     )
 }
-# Table I's columns, the paper's order; top-k appears once per K (top3, top5).
-COLUMNS = ("head", "full", "layer", "block", "top3", "top5", "window", "random")
+# Table I's columns, the paper's order, then the rivals; top-k appears once per K (top3, top5).
+COLUMNS = ("head", "full", "layer", "block", "top3", "top5", "window", "random", "lpft", "autorgn")
 
 
 def study_key(strategy: str, top_k: int) -> str:

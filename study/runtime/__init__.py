@@ -23,10 +23,12 @@ from study.runtime._interrupts import interrupts_deferred, raise_held_interrupt
 from study.runtime._keras_compat import (
     SkipOneReplicaAllReduce,
     adam_slots,
+    built_variables,
     is_graph_model,
     layer_node_in,
     producer_of,
     run_graph,
+    variable_index,
 )
 from study.runtime._logs import quiet_libraries, stderr_filtered
 from study.runtime._progress import (
@@ -45,9 +47,10 @@ from study.runtime._test_points import TEST_POINT, checkpoint
 
 __all__ = [
     "EXIT_BAD_INPUT", "EXIT_INTERRUPTED", "EXIT_OK", "TEST_POINT", "Device", "SkipOneReplicaAllReduce", "StudyError",
-    "adam_slots", "batches", "boot_id", "checkpoint", "current_device", "duration", "epoch_end", "estimate",
+    "adam_slots", "batches", "boot_id", "built_variables", "checkpoint", "current_device", "duration", "epoch_end",
+    "estimate",
     "first_line", "fused_adam_step", "gpu_count", "import_tensorflow", "interrupts_deferred", "is_graph_model",
     "is_sparse_gradient", "layer_node_in", "live", "metrics_text", "pin_worker", "producer_of", "quiet_libraries",
     "quiet_tensorflow", "raise_held_interrupt", "replicas_in_sync", "run_graph", "running", "say", "show",
-    "start_ticks", "start_up", "stderr_filtered", "train_begin", "train_end",
+    "start_ticks", "start_up", "stderr_filtered", "train_begin", "train_end", "variable_index",
 ]
