@@ -13,7 +13,7 @@ MODELS = ("vgg16", "mobilenet", "mobilenet_v2", "mobilenet_v3_small", "resnet50"
 DATASETS = ("tf_flowers", "synthetic")
 # The strategies of --strategy (the CLI contract); study.candidates.STRATEGIES says how each makes its
 # candidates and holds exactly these keys (tests/test_candidates.py).
-STRATEGY_NAMES = ("head", "full", "layer", "block", "window", "topk", "random", "lpft", "autorgn")
+STRATEGY_NAMES = ("head", "full", "layer", "block", "window", "topk", "random", "lpft", "autorgn", "greedy")
 PER_EPOCH_PRUNERS = ("median", "halving", "hyperband")  # judge one training curve, epoch by epoch
 # Pooling and residual merges end blocks; each backbone may override (study.inputs.BACKBONES).
 DEFAULT_DELIMITERS = ("MaxPooling2D", "AveragePooling2D", "Add")
@@ -108,6 +108,8 @@ class StudyConfig:
     random_draws: int = _option(5, "random strategy: number of candidates", metavar="N", minimum=1)
     top_k: int = _option(3, "topk strategy: how many of the layer-wise study's best layers to tune together",
                          metavar="K", minimum=1)
+    greedy_margin: float = _option(0.01, "greedy strategy: stop when the best addition improves the mean validation "
+                                         "accuracy by no more than this", metavar="M")
     test_fraction: float = _option(0.3, "test split, fraction of every class", metavar="F")
     search_train_fraction: float = _option(0.1, "search-train split, fraction of every class (from the pool)",
                                            metavar="F")
@@ -161,6 +163,8 @@ class StudyConfig:
             values.pop(field)
         if self.strategy != "topk":  # K means nothing elsewhere; older studies do not record it
             values.pop("top_k")
+        if self.strategy != "greedy":  # the same for the greedy margin
+            values.pop("greedy_margin")
         values["delimiters"] = list(self.delimiters) if self.delimiters else None
         if self.data_dir:
             values["data_dir"] = str(Path(self.data_dir).resolve())
@@ -208,6 +212,8 @@ class StudyConfig:
                 f"--pruner {self.pruner} stops a training by its epochs, which --search-repeats "
                 f"{self.search_repeats} does not have one of; use --pruner race or none, or --search-repeats 1"
             )
+        if not 0 <= self.greedy_margin < 1:
+            raise StudyError(f"--greedy-margin must be at least 0 and below 1 (got {self.greedy_margin})")
         if not 0 < self.race_alpha < 0.5:
             raise StudyError(f"--race-alpha must be between 0 and 0.5 (got {self.race_alpha})")
         if self.cache_budget_gb is not None and self.cache_budget_gb < 0:

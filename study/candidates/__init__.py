@@ -11,6 +11,7 @@ Example:
 
 import importlib
 
+from study.candidates._greedy import GreedyState, greedy_slots, greedy_state, slot_names
 from study.candidates._ranking import layer_ranking, rank_layers
 from study.candidates._strategies import (
     COLUMNS,
@@ -37,6 +38,7 @@ def __getattr__(name: str):
 
 
 __all__ = [
-    "COLUMNS", "STRATEGIES", "Candidate", "Strategy", "block_groups", "column_label", "column_position", "layer_ranking",
+    "COLUMNS", "STRATEGIES", "Candidate", "GreedyState", "Strategy", "block_groups", "column_label", "column_position",
+    "greedy_slots", "greedy_state", "layer_ranking", "slot_names",
     "random_candidates", "rank_layers", "study_key", "top_k_candidate", "weighted_names", "windows", *_KERAS,
 ]

@@ -19,6 +19,7 @@ from typing import Callable
 
 import numpy as np
 
+from study.candidates._greedy import greedy_slots
 from study.runtime import StudyError
 from study.storage import CLASS, ENDS_BLOCK, LAYERS, NAME, PARAMS, RECIPE, WEIGHTED
 
@@ -46,7 +47,8 @@ class Strategy:
     """One way of choosing candidates; `generate(layers, options, ranked)` lists them.
 
     `options` is anything with the configuration's fields (window_size, random_k, random_draws,
-    seed, top_k); `ranked` is the layer-wise study's ranking, best first (top-k only); `pattern` is
+    seed, top_k, greedy_margin); `ranked` is the layer-wise study's ranking, best first (top-k), or the
+    greedy study's own finished slots and their values (greedy); `pattern` is
     the backbone's block name pattern (block only, see `block_groups`).
     """
 
@@ -179,6 +181,12 @@ def _autorgn(layers, options, ranked=None, pattern=None):
     return [Candidate("autorgn", tuned, recipe="autorgn")]
 
 
+def _greedy(layers, options, ranked=None, pattern=None):
+    # `ranked`: here the values of the greedy study's own finished slots (None or {} before any).
+    slots, _ = greedy_slots(block_groups(layers, pattern), ranked, options.greedy_margin)
+    return [Candidate(name, tuned) for name, tuned in slots]
+
+
 def _random(layers, options, ranked=None, pattern=None):
     return random_candidates(weighted_names(layers), options.random_k, options.random_draws, options.seed)
 
@@ -200,10 +208,12 @@ STRATEGIES: dict[str, Strategy] = {
         Strategy("lpft", "LP-FT", "the head alone, then every layer from that head (LP-FT, Kumar et al. 2022)", _lpft),
         Strategy("autorgn", "Auto-RGN", "every layer but BatchNormalization, each layer's step scaled by its relative "
                                         "gradient norm (Auto-RGN, Lee et al. 2023)", _autorgn),
+        Strategy("greedy", "Greedy", "blocks added one at a time while the best addition improves by more than "
+                                     "--greedy-margin (greedy subsets, SubTuning, Kaplun et al. 2023)", _greedy),
     )
 }
 # Table I's columns, the paper's order, then the rivals; top-k appears once per K (top3, top5).
-COLUMNS = ("head", "full", "layer", "block", "top3", "top5", "window", "random", "lpft", "autorgn")
+COLUMNS = ("head", "full", "layer", "block", "top3", "top5", "window", "random", "lpft", "autorgn", "greedy")
 
 
 def study_key(strategy: str, top_k: int) -> str:
@@ -244,3 +254,4 @@ class _Options:
     random_draws: int = 5
     seed: int = 0
     top_k: int = 3
+    greedy_margin: float = 0.01

@@ -59,13 +59,18 @@ class StudyResult:
 
 
 def search(config: StudyConfig) -> SearchOutcome:
-    """Train what is left of the study, in this process or in `config.workers` processes."""
+    """Train what is left of the study, in this process or in `config.workers` processes; a greedy
+    study round after round, each prepared from the rounds finished before it."""
     plan = prepare_search(config)
-    if plan.n_trials and config.workers > 1:
-        run_workers(config, plan.n_trials)  # each worker process prepares and runs the search itself
-    else:
-        run_trials(plan)
-    outcome = plan.outcome()
+    while True:
+        if plan.n_trials and config.workers > 1:
+            run_workers(config, plan.n_trials)  # each worker process prepares and runs the search itself
+        else:
+            run_trials(plan)
+        outcome = plan.outcome()
+        if outcome.left or not plan.more_rounds:
+            break
+        plan = prepare_search(config)
     if outcome.complete:
         record_tied_set(outcome, config)
     return outcome
