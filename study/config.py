@@ -212,6 +212,9 @@ class StudyConfig:
                 f"--pruner {self.pruner} stops a training by its epochs, which --search-repeats "
                 f"{self.search_repeats} does not have one of; use --pruner race or none, or --search-repeats 1"
             )
+        if self.strategy == "greedy" and self.sampler != "grid":
+            raise StudyError(f"--strategy greedy trains its rounds in order with the grid sampler, not --sampler "
+                             f"{self.sampler}; leave --sampler out")
         if not 0 <= self.greedy_margin < 1:
             raise StudyError(f"--greedy-margin must be at least 0 and below 1 (got {self.greedy_margin})")
         if not 0 < self.race_alpha < 0.5:

@@ -107,3 +107,13 @@ def test_ranges_of_consecutive_ids_are_shortened():
     assert ranges_text(["block-04", "block-02", "block-01", "block-03"]) == "block-01..04"
     assert ranges_text(["window-007", "window-009"]) == "window-007 and window-009"
     assert ranges_text(["block-01", "block-02"]) == "block-01, block-02"
+
+
+def test_greedy_options_are_checked():
+    with pytest.raises(StudyError, match="--greedy-margin must be at least 0 and below 1"):
+        StudyConfig(strategy="greedy", greedy_margin=-0.1).validate()
+    with pytest.raises(StudyError, match="--strategy greedy trains its rounds in order with the grid sampler"):
+        StudyConfig(strategy="greedy", sampler="tpe").validate()
+    # The margin is part of a greedy study's identity only: other studies made before it existed still match.
+    assert "greedy_margin" in StudyConfig(strategy="greedy").identity()
+    assert "greedy_margin" not in StudyConfig(strategy="block").identity()
