@@ -15,7 +15,7 @@ MODELS = ("vgg16", "mobilenet", "mobilenet_v2", "mobilenet_v3_small", "resnet50"
 DATASETS = ("tf_flowers", "synthetic")
 # The strategies of --strategy (the CLI contract); study.candidates.STRATEGIES says how each makes its
 # candidates and holds exactly these keys (tests/test_candidates.py).
-STRATEGY_NAMES = ("head", "full", "layer", "block", "window", "topk", "random")
+STRATEGY_NAMES = ("head", "full", "layer", "block", "window", "topk", "random", "lpft", "autorgn", "greedy")
 PER_EPOCH_PRUNERS = ("median", "halving", "hyperband")  # judge one training curve, epoch by epoch
 # Pooling and residual merges end blocks; each backbone may override (study.inputs.BACKBONES).
 DEFAULT_DELIMITERS = ("MaxPooling2D", "AveragePooling2D", "Add")
@@ -25,8 +25,10 @@ LEGACY_MODEL_SUFFIXES = (".h5", ".hdf5")
 
 # Fields that do not change what a trial computes, so a resumed study may change them freely.
 # The prefix cache does not change results (tests hold it to that), so it is run-only too.
+# --select changes only which candidate the final stage retrains, never a trial.
 RUN_ONLY_FIELDS = ("n_trials", "skip_final", "storage", "study_name", "artifact_dir", "repeats",
-                   "prefix_cache", "cache_budget_gb", "workers")
+                   "prefix_cache", "cache_budget_gb", "workers", "select")
+SELECT_RULES = ("best", "simplest")
 
 
 def _option(default, help: str, *, flag: str | None = None, choices: tuple | None = None,
@@ -157,11 +159,16 @@ class StudyConfig:
                                 maximum=10_000, why=f"each draw is a candidate to train; {TIME}")
     top_k: int = _option(3, "topk strategy: how many of the layer-wise study's best layers to tune together",
                          metavar="K", minimum=1, maximum=10_000, why=LAYER_COUNT)
+    greedy_margin: float = _option(0.01, "greedy strategy: stop when the best addition improves the mean validation "
+                                         "accuracy by no more than this", metavar="M")
     test_fraction: float = _option(0.3, "test split, fraction of every class", metavar="F", between=(0, 1))
     search_train_fraction: float = _option(0.1, "search-train split, fraction of every class (from the pool)",
                                            metavar="F", between=(0, 1))
     search_val_fraction: float = _option(0.2, "search-val split, fraction of every class (from the pool)",
                                          metavar="F", between=(0, 1))
+    select: str = _option("best", "final stage: retrain the best mean (best, the paper's) or the candidate with the "
+                                  "fewest trainable parameters among those statistically tied with it (simplest)",
+                          choices=SELECT_RULES)
     select_on: str = _option("val", "the split the search selects on (test: the paper's choice, leaks the test "
                                     "split)", choices=("val", "test"))
     input_scaling: str = _option("model", "model: the backbone's own preprocess_input (a saved model: raw pixels if it "
@@ -239,6 +246,8 @@ class StudyConfig:
         if not self.stops_early:  # fixed epochs: the protocol of studies made before early stopping existed
             for field in ("fixed_epochs", "patience", "min_delta"):
                 values.pop(field)
+        if self.strategy != "greedy":  # the margin means nothing to the other strategies
+            values.pop("greedy_margin")
         values["delimiters"] = list(self.delimiters) if self.delimiters else None
         if self.data_dir:
             values["data_dir"] = str(Path(self.data_dir).resolve())
@@ -309,6 +318,11 @@ class StudyConfig:
             )
         if not 0 <= self.min_delta < 1:  # NaN fails this too
             raise StudyError(f"--min-delta must be at least 0 and below 1, an accuracy (got {self.min_delta})")
+        if self.strategy == "greedy" and self.sampler != "grid":
+            raise StudyError(f"--strategy greedy trains its rounds in order with the grid sampler, not --sampler "
+                             f"{self.sampler}; leave --sampler out")
+        if not 0 <= self.greedy_margin < 1:
+            raise StudyError(f"--greedy-margin must be at least 0 and below 1 (got {self.greedy_margin})")
         fractions = (self.test_fraction, self.search_train_fraction, self.search_val_fraction)
         if self.search_train_fraction + self.search_val_fraction + self.test_fraction > 1 + 1e-9:
             raise StudyError(

@@ -43,7 +43,8 @@ def test_every_study_has_a_note_in_words_and_numbers(protocol_storage):
         label = candidate_label(study.best_trial.params["candidate"])  # one label style: block-03, top-3, head
         assert note.startswith(f"## synthetic-tiny-{name}: ")
         assert f"**Winner:** `{label}`" in note
-        assert f"**Decision:** {label}" in note and f"validation accuracy {study.best_value:.3f} ± " in note
+        assert f"**Decision:** Fine-tune {label}" in note  # the default --select best: the winner
+        assert f"**Search:** {label}" in note and f"validation accuracy {study.best_value:.3f} ± " in note
         std = float(np.std(final["test_accuracy"], ddof=1))
         assert f"test accuracy {final['mean']:.3f} ± {std:.3f} (mean ± std over 2 seeds)" in note
         runs = final["runs"]

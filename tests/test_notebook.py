@@ -98,7 +98,7 @@ def test_default_storage_is_the_repositorys_when_started_in_notebooks(protocol_s
         source.backup(copy)
     notebook = _first_cells(repo / "notebooks")  # Jupyter starts the kernel in the notebook's folder
     text = "".join(o.get("text", "") for o in _run(notebook, repo / "notebooks"))
-    assert f"8 studies in sqlite:///{repo / 'storage' / 'studies.db'}" in text
+    assert f"11 studies in sqlite:///{repo / 'storage' / 'studies.db'}" in text
 
 
 def test_a_missing_storage_names_study_storage(monkeypatch, tmp_path):

@@ -35,7 +35,7 @@ from study.storage import (
 )
 
 ROOT = Path(__file__).resolve().parent.parent
-NAMES = ["head", "full", "layer", "block", "window", "top3", "top5", "random"]
+NAMES = ["head", "full", "layer", "block", "window", "top3", "top5", "random", "lpft", "autorgn", "greedy"]
 
 
 @pytest.fixture(scope="module")
@@ -102,9 +102,9 @@ def test_tensorflow_start_up_and_retracing_are_quiet(tiny_run):
 def test_the_protocol_says_study_k_of_m(protocol_storage):
     out = protocol_storage["stdout"]
     assert "\r" not in out
-    headings = [line for line in out.splitlines() if re.match(r"study \d of 8: ", line)]
-    assert headings == [f"study {k} of 8: synthetic-tiny-{name}" for k, name in enumerate(NAMES, 1)]
-    assert out.count("  seed 2/2 (seed 1): test accuracy") == 8
+    headings = [line for line in out.splitlines() if re.match(r"study \d+ of 11: ", line)]
+    assert headings == [f"study {k} of 11: synthetic-tiny-{name}" for k, name in enumerate(NAMES, 1)]
+    assert out.count("  seed 2/2 (seed 1): test accuracy") == 11
     summary = out[out.index("protocol summary"):]
     for name in NAMES:
         final = study_records(optuna.load_study(study_name=f"synthetic-tiny-{name}", storage=protocol_storage["url"]))[FINAL]
@@ -193,7 +193,7 @@ def test_storage_rows_are_short_values_rounded_and_trials_dataframe_works(protoc
     shown = subprocess.run([command, "studies", "--storage", url], capture_output=True, text=True, cwd=ROOT)
     assert shown.returncode == 0, shown.stderr[-2000:]
     rows = [line for line in shown.stdout.splitlines() if "synthetic-tiny-" in line]
-    assert len(rows) == 8 and max(len(row) for row in rows) < 700
+    assert len(rows) == len(NAMES) and max(len(row) for row in rows) < 700
 
 
 def test_studies_made_before_keep_loading(protocol_storage):

@@ -20,7 +20,7 @@ from study.run import main
 from study.runtime import StudyError
 from study.storage import study_records
 
-NAMES = ["head", "full", "layer", "block", "window", "top3", "top5", "random"]
+NAMES = ["head", "full", "layer", "block", "window", "top3", "top5", "random", "lpft", "autorgn", "greedy"]
 
 
 def _study(url, name):
@@ -173,7 +173,7 @@ def test_protocol_order_is_the_papers():
     base = StudyConfig(dataset="synthetic", strategy="all", random_draws=5, epochs=7).validate()
     configs = protocol_configs(base)
     assert [c.name.split("-", 2)[2] for c in configs] == NAMES
-    assert configs[-1].random_draws == 1 and len(PROTOCOL) == len(NAMES)
+    assert configs[NAMES.index("random")].random_draws == 1 and len(PROTOCOL) == len(NAMES)
     # Every other option is passed through unchanged.
     for c in configs:
         assert dataclasses.replace(c, strategy="all", top_k=base.top_k, random_draws=base.random_draws) == base

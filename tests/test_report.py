@@ -354,7 +354,11 @@ def test_the_decision_in_words(made):
     block = _record(made, "block")
     summary = summarize(BLOCK[2])
     text = decision_text(block, made["records"])
-    assert text.startswith(
+    # First what to do (study.report.choice_text; these trials record no parameter counts), then why.
+    assert text.startswith("Fine-tune block-03: block-01 and block-05 are statistically tied with it; it has the "
+                           "best mean and is the cheapest of them. Head-only (Baseline I) is significantly worse "
+                           "(p=0.000832) on the same 3 seeds. block-03 wins:")
+    assert text.split(" seeds. ", 1)[1].startswith(
         f"block-03 wins: validation accuracy 0.673 ± {summary.standard_error:.3f} (mean ± standard error over 3 "
         "repeats). block-01 and block-05 are statistically tied with it (not significantly worse: one-sided paired "
         "t-test over the 3 repeats, noise pooled over the candidates, alpha 0.05 overall, Bonferroni over the "
@@ -373,7 +377,8 @@ def test_the_decision_in_words(made):
     assert "Against the baselines" not in text  # no other records given
     # One candidate: nothing to compare; the sentence says so.
     head = _record(made, "head")
-    assert decision_text(head).startswith("head, the only candidate: validation accuracy 0.602 ± 0.007 (mean ± "
+    assert decision_text(head).startswith("Fine-tune head: it is the only candidate. head, the only candidate: "
+                                          "validation accuracy 0.602 ± 0.007 (mean ± "
                                           "standard error over 3 repeats); there is nothing to compare it with.")
 
 
@@ -397,11 +402,12 @@ def test_table_one_std_ties_and_significance(made):
     assert bold[model] == ["LW", "BW"] and bold["Mean"] == ["LW", "BW"]
     # Significance against the baselines, paired over the 3 seeds.
     markers = dict(re.findall(r"<td[^>]*>(?:<b>)?([0-9.]+ ± [0-9.]+)<sup class='sig'>(.*?)</sup>", page))
-    assert markers == {f"0.610 ± {std['head']:.3f}": "−II", f"0.703 ± {std['full']:.3f}": "+I",
+    # ... and against the block-wise winner (BW) on the same seeds.
+    assert markers == {f"0.610 ± {std['head']:.3f}": "−II −BW", f"0.703 ± {std['full']:.3f}": "+I",
                        f"0.710 ± {std['block']:.3f}": "+I", f"0.710 ± {std['layer']:.3f}": "+I",
-                       f"0.592 ± {std['top3']:.3f}": "−I −II"}
-    assert ("+I / −I: significantly better / worse than Baseline I on the same 3 seeds, +II / −II: than Baseline II "
-            "(two-sided paired t-test over seeds, alpha 0.05 per comparison: --race-alpha of the study)") in page
+                       f"0.592 ± {std['top3']:.3f}": "−I −II −BW"}
+    assert ("+I / −I: significantly better / worse than Baseline I on the same 3 seeds, +II / −II: than Baseline II, "
+            "+BW / −BW: than the block-wise winner (two-sided paired t-test over seeds, alpha 0.05 per comparison") in page
     assert "mean ± std over 3 seed(s) (sample std, ddof=1" in page
 
 
@@ -424,7 +430,8 @@ def test_table_one_as_csv_and_latex(made):
     assert float(block["std"]) == pytest.approx(np.std(SEEDS["block"], ddof=1))
     assert block["seeds"] == "3" and block["candidate"] == "block-03" and block["best"] == "1"
     assert block["vs_baseline_I"] == "better" and float(block["p_baseline_I"]) < 0.001
-    assert block["vs_baseline_II"] == "not significant"
+    assert block["vs_baseline_II"] == "not significant" and block["vs_baseline_BW"] == ""  # not against itself
+    assert cells[("mobilenet_v2 (synthetic)", "LW")]["vs_baseline_BW"] == "not significant"
     assert cells[("mobilenet_v2 (synthetic)", "LW")]["best"] == "1"  # the tie
     assert cells[("mobilenet_v2 (synthetic)", "BWT3")]["vs_baseline_II"] == "worse"
     assert cells[("mobilenet_v2 (synthetic)", "Baseline I")]["vs_baseline_I"] == ""  # not against itself
@@ -434,7 +441,7 @@ def test_table_one_as_csv_and_latex(made):
     assert "\\begin{tabular}{lccccc}" in latex and "\\toprule" in latex and "mobilenet\\_v2 (synthetic)" in latex
     std = float(np.std(SEEDS["block"], ddof=1))
     assert f"$\\mathbf{{0.710 \\pm {std:.3f}}}^{{+\\mathrm{{I}}}}$" in latex
-    assert f"$0.592 \\pm {float(np.std(SEEDS['top3'], ddof=1)):.3f}^{{-\\mathrm{{I}}-\\mathrm{{II}}}}$" in latex
+    assert f"$0.592 \\pm {float(np.std(SEEDS['top3'], ddof=1)):.3f}^{{-\\mathrm{{I}}-\\mathrm{{II}}-\\mathrm{{BW}}}}$" in latex
     assert "\\caption{Each cell:" in latex
 
 
@@ -605,7 +612,7 @@ def test_dashboard_pngs_are_named_by_content_and_uploaded_once(made, tmp_path, c
     publish(studies(), artifacts)
     block = next(s for s in studies() if s.study_name.endswith("-block"))
     note = optuna_dashboard.get_note(block)
-    assert "**Decision:** block-03 wins: validation accuracy 0.673" in note
+    assert "**Search:** block-03 wins: validation accuracy 0.673" in note
     assert ("**Against the baselines:** On the same 3 seeds (two-sided paired t-test over seeds, alpha 0.05): "
             "significantly better than Baseline I") in note
     first = pngs(block)

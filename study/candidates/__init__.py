@@ -9,6 +9,8 @@ Example:
     ('BWT5', ['head'])
 """
 
+
+from study.candidates._greedy import GreedyState, greedy_slots, greedy_state, slot_names
 from study.candidates._ranking import layer_ranking, rank_layers
 from study.candidates._strategies import (
     COLUMNS,
@@ -33,6 +35,7 @@ __getattr__ = lazy_exports("study.candidates", {"study.candidates._layers": _KER
 
 
 __all__ = [
-    "COLUMNS", "STRATEGIES", "Candidate", "Strategy", "block_groups", "column_label", "column_position", "layer_ranking",
+    "COLUMNS", "STRATEGIES", "Candidate", "GreedyState", "Strategy", "block_groups", "column_label", "column_position",
+    "greedy_slots", "greedy_state", "layer_ranking", "slot_names",
     "random_candidates", "rank_layers", "study_key", "top_k_candidate", "weighted_names", "windows", *_KERAS,
 ]

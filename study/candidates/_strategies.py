@@ -20,19 +20,27 @@ from typing import Callable
 
 import numpy as np
 
+from study.candidates._greedy import greedy_slots
 from study.runtime import StudyError
-from study.storage import ENDS_BLOCK, LAYERS, NAME, PARAMS, WEIGHTED
+from study.storage import CLASS, ENDS_BLOCK, LAYERS, NAME, PARAMS, RECIPE, WEIGHTED
+
+# How a candidate's layers are trained (study.training.fine_tune): plainly (Adam, one fit), LP-FT (the head
+# alone first, then every layer from that head) or Auto-RGN (each layer's step scaled by its relative
+# gradient norm).
+RECIPES = ("plain", "lpft", "autorgn")
 
 
 @dataclasses.dataclass(frozen=True)
 class Candidate:
-    """A named group of backbone layers that are fine-tuned together with the classifier head."""
+    """A named group of backbone layers that are fine-tuned together with the classifier head, and
+    the recipe that trains them (`RECIPES`)."""
 
     name: str
     layers: tuple[str, ...]
+    recipe: str = "plain"
 
     def to_dict(self) -> dict:
-        return {NAME: self.name, LAYERS: list(self.layers)}
+        return {NAME: self.name, LAYERS: list(self.layers), **({RECIPE: self.recipe} if self.recipe != "plain" else {})}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,7 +48,8 @@ class Strategy:
     """One way of choosing candidates; `generate(layers, options, ranked)` lists them.
 
     `options` is anything with the configuration's fields (window_size, random_k, random_draws,
-    seed, top_k); `ranked` is the layer-wise study's ranking, best first (top-k only); `pattern` is
+    seed, top_k, greedy_margin); `ranked` is the layer-wise study's ranking, best first (top-k), or the
+    greedy study's own finished slots and their values (greedy); `pattern` is
     the backbone's block name pattern (block only, see `block_groups`).
     """
 
@@ -170,6 +179,22 @@ def _full(layers, options, ranked=None, pattern=None):
     return [Candidate("full", tuple(layer[NAME] for layer in layers if layer[PARAMS]))]
 
 
+def _lpft(layers, options, ranked=None, pattern=None):
+    return [Candidate("lpft", _full(layers, options)[0].layers, recipe="lpft")]
+
+
+def _autorgn(layers, options, ranked=None, pattern=None):
+    # As the authors' code: BatchNormalization's scale and offset are not trained (their RGN skips "bn").
+    tuned = tuple(layer[NAME] for layer in layers if layer[PARAMS] and layer.get(CLASS) != "BatchNormalization")
+    return [Candidate("autorgn", tuned, recipe="autorgn")]
+
+
+def _greedy(layers, options, ranked=None, pattern=None):
+    # `ranked`: here the values of the greedy study's own finished slots (None or {} before any).
+    slots, _ = greedy_slots(block_groups(layers, pattern), ranked, options.greedy_margin)
+    return [Candidate(name, tuned) for name, tuned in slots]
+
+
 def _random(layers, options, ranked=None, pattern=None):
     return random_candidates(weighted_names(layers), options.random_k, options.random_draws, options.seed)
 
@@ -188,10 +213,15 @@ STRATEGIES: dict[str, Strategy] = {
         Strategy("window", "BWSW", "one sliding window of consecutive weighted layers at a time (BWSW)", _window),
         Strategy("topk", "BWT", "the top-ranked layers of the layer-wise study together", _topk),
         Strategy("random", "Random", "randomly drawn sets of weighted layers", _random),
+        Strategy("lpft", "LP-FT", "the head alone, then every layer from that head (LP-FT, Kumar et al. 2022)", _lpft),
+        Strategy("autorgn", "Auto-RGN", "every layer but BatchNormalization, each layer's step scaled by its relative "
+                                        "gradient norm (Auto-RGN, Lee et al. 2023)", _autorgn),
+        Strategy("greedy", "Greedy", "blocks added one at a time while the best addition improves by more than "
+                                     "--greedy-margin (greedy subsets, SubTuning, Kaplun et al. 2023)", _greedy),
     )
 }
-# Table I's columns, the paper's order; top-k appears once per K (top3, top5).
-COLUMNS = ("head", "full", "layer", "block", "top3", "top5", "window", "random")
+# Table I's columns, the paper's order, then the rivals; top-k appears once per K (top3, top5).
+COLUMNS = ("head", "full", "layer", "block", "top3", "top5", "window", "random", "lpft", "autorgn", "greedy")
 
 
 def column_label(key: str, random_k: int = 3) -> str:
@@ -222,3 +252,4 @@ class _Options:
     random_draws: int = 5
     seed: int = 0
     top_k: int = 3
+    greedy_margin: float = 0.01

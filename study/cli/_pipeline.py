@@ -22,7 +22,7 @@ from study.cli._protocol import protocol_configs
 from study.cli._summary import next_steps, study_summary
 from study.config import StudyConfig
 from study.final import run_final
-from study.report import publish, show_final_stage
+from study.report import choice_text, load_records, publish, record_of, show_final_stage
 from study.runtime import duration, say
 from study.search import SearchOutcome, check_outputs, prepare_search, record_tied_set, run_trials, run_workers
 from study.storage import ARTIFACT_ID, MEAN, PARAM, VARIANCE, final_candidate, final_model_path, write_failures_reported
@@ -62,13 +62,18 @@ class StudyResult:
 
 
 def search(config: StudyConfig) -> SearchOutcome:
-    """Train what is left of the study, in this process or in `config.workers` processes."""
+    """Train what is left of the study, in this process or in `config.workers` processes; a greedy
+    study round after round, each prepared from the rounds finished before it."""
     plan = prepare_search(config)
-    if plan.n_trials and config.workers > 1:
-        run_workers(config, plan.n_trials)  # each worker process prepares and runs the search itself
-    else:
-        run_trials(plan)
-    outcome = plan.outcome()
+    while True:
+        if plan.n_trials and config.workers > 1:
+            run_workers(config, plan.n_trials)  # each worker process prepares and runs the search itself
+        else:
+            run_trials(plan)
+        outcome = plan.outcome()
+        if outcome.left or not plan.more_rounds:
+            break
+        plan = prepare_search(config)
     if outcome.complete:
         record_tied_set(outcome, config)
     return outcome
@@ -118,6 +123,7 @@ def print_summary(config: StudyConfig, results: list[StudyResult], seconds: floa
     """The end of a run: per study the winner, its uncertainty, the test accuracy, the saved model;
     for the protocol one line per study; then the commands that show the results."""
     say(f"done in {duration(seconds)}.")
+    records = load_records(config.storage)  # the baselines of the same model, for the decision
     if config.strategy == "all":
         finals = {r.config.name: r.final for r in results}
         say("protocol summary (test accuracy of each strategy's winner, mean ± std over seeds):")
@@ -126,10 +132,15 @@ def print_summary(config: StudyConfig, results: list[StudyResult], seconds: floa
             shown = "-" if final is None else (f"{final[MEAN]:.4f} ± {math.sqrt(final[VARIANCE]):.4f}  "
                                                f"{final_candidate(final)}")
             say(f"  {step.name:40s} {shown}")
+        say("the decision of each strategy:")
+        for r in results:
+            if r.final and not r.outcome.left:
+                say(f"  {r.config.name}: {choice_text(record_of(r.study), records)}")
     else:
         for r in results:
+            decision = choice_text(record_of(r.study), records) if not r.outcome.left else ""
             for line in study_summary(r.config.name, r.study, r.final, len(r.outcome.left),
-                                      len(r.outcome.candidates), str(r.model_path)):
+                                      len(r.outcome.candidates), str(r.model_path), decision):
                 say(line)
     for line in next_steps(config.storage, config.artifact_dir):
         say(line)

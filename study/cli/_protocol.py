@@ -1,7 +1,8 @@
 """`--strategy all`: the paper's whole protocol for one model, each strategy its own study.
 
 Baselines I and II, layer-wise, block-wise, sliding window, the top-3 and top-5 layers of the
-layer-wise study, and one random set of `--random-k` layers; then the final stage of each. Every
+layer-wise study, one random set of `--random-k` layers, then the rivals LP-FT, Auto-RGN and greedy subsets; then the
+final stage of each. Every
 step is an ordinary study in the same storage, so running the same command again resumes it
 (study.cli runs the steps).
 """
@@ -22,6 +23,9 @@ PROTOCOL: tuple[tuple[str, dict], ...] = (
     ("topk", {"top_k": 3}),
     ("topk", {"top_k": 5}),
     ("random", {"random_draws": 1}),  # the paper's random-3 baseline is a single draw
+    ("lpft", {}),  # what a practitioner would try instead (issue 20): LP-FT, Auto-RGN, greedy subsets
+    ("autorgn", {}),
+    ("greedy", {}),
 )
 
 

@@ -15,6 +15,7 @@ from study.storage import (
     INTERVAL_95,
     MEAN,
     PARAM,
+    SELECT,
     STANDARD_ERROR,
     TEST_ACCURACY,
     TIED_WITH_WINNER,
@@ -26,8 +27,9 @@ from study.storage import (
 
 
 def study_summary(name: str, study: optuna.Study, final: dict | None, left: int, total: int,
-                  model_path: str) -> list[str]:
-    """Lines about one study: the winner with its uncertainty, the test accuracy, the saved model."""
+                  model_path: str, decision: str = "") -> list[str]:
+    """Lines about one study: the winner with its uncertainty, the test accuracy, the saved model,
+    then `decision` (what to fine-tune, `study.report.choice_text`) when given."""
     if left:
         best = best_so_far(study)
         return [f"{name}: search unfinished, {left} of {total} candidates left ({best_text(best)}); "
@@ -42,13 +44,16 @@ def study_summary(name: str, study: optuna.Study, final: dict | None, left: int,
     lines = [f"{name}: {total} candidate(s) searched"]
     if chosen is None:
         return lines + ["  no complete trial: nothing to retrain"]
+    if decision:
+        lines.append(f"  decision: {decision}")
     error, interval = chosen.user_attrs.get(STANDARD_ERROR), chosen.user_attrs.get(INTERVAL_95)
     uncertainty = ""
     if isinstance(error, (int, float)):
         uncertainty += f" ± {error:.4f} (standard error)"
     if is_pair(interval):
         uncertainty += f", 95% interval {interval[0]:.4f}-{interval[1]:.4f}"
-    lines.append(f"  winner: {winner} (#{chosen.number}), validation accuracy {score(chosen):.4f}{uncertainty}")
+    role = "winner" if (final or {}).get(SELECT, "best") == "best" else f"chosen (--select {final[SELECT]})"
+    lines.append(f"  {role}: {winner} (#{chosen.number}), validation accuracy {score(chosen):.4f}{uncertainty}")
     tied = [n for n in study.user_attrs.get(TIED_WITH_WINNER) or [] if n != winner]
     if tied:
         lines.append(f"  statistically tied with it (not significantly worse, paired t-test): {', '.join(tied)}")

@@ -8,6 +8,6 @@ Example:
 
 from study.final._export import save_standalone, saved_metadata, standalone_model
 from study.final._progress import FinalProgress
-from study.final._stage import run_final
+from study.final._stage import chosen_trial, run_final
 
-__all__ = ["FinalProgress", "run_final", "save_standalone", "saved_metadata", "standalone_model"]
+__all__ = ["FinalProgress", "chosen_trial", "run_final", "save_standalone", "saved_metadata", "standalone_model"]

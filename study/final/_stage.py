@@ -1,4 +1,4 @@
-"""The final stage: retrain the search's best candidate on the 70% pool and test it on the 30% split."""
+"""The final stage: retrain the search's chosen candidate (`--select`) on the 70% pool and test it on the 30% split."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from study.final._progress import FinalProgress
 from study.inputs import build_backbone, input_map, preprocessor
 from study.runtime import writing
 from study.search import SearchOutcome
+from study.stats import select_from_tied
 from study.storage import (
     ARTIFACT_ID,
     CLASSES,
@@ -20,12 +21,16 @@ from study.storage import (
     MEAN,
     PARAM,
     RUNS,
+    SELECT,
     TEST_ACCURACY,
+    TIED_WITH_WINNER,
+    TRAINABLE_PARAMS,
     VARIANCE,
     add_final_run,
     artifact_store,
     final_candidate,
     final_model_path,
+    finished_trials,
     new_final,
     save_records,
     study_records,
@@ -35,7 +40,7 @@ from study.training import fine_tune, prefix_cache
 
 def run_final(config: StudyConfig, outcome: SearchOutcome,
               after_seed: Callable[[optuna.Study, int, int], None] | None = None) -> dict:
-    """Retrain the best candidate once per seed that has no result yet; store and return `final`.
+    """Retrain the chosen candidate (`chosen_trial`) once per seed that has no result yet; store and return `final`.
 
     The result lives in the study's user attr `final`: the candidate, test accuracy per seed,
     their mean and variance, and the artifact id of the saved model (first seed). `after_seed(study,
@@ -47,13 +52,14 @@ def run_final(config: StudyConfig, outcome: SearchOutcome,
         0.41
     """
     study = outcome.study
-    best = study.best_trial
-    name = best.params[PARAM]
+    chosen = chosen_trial(study, config.select)
+    name = chosen.params[PARAM]
     candidate = next(c for c in outcome.candidates if c.name == name)
     seeds = [config.seed + i for i in range(config.repeats)]
     final = study_records(study).get(FINAL) or {}
-    if final_candidate(final) != name:  # the best candidate changed: earlier results do not apply
-        final = new_final(name, best.number)
+    if final_candidate(final) != name:  # another candidate chosen: earlier results do not apply
+        final = new_final(name, chosen.number)
+    final[SELECT] = config.select
     missing = [seed for seed in seeds if str(seed) not in final[RUNS]]
     progress = FinalProgress(name, missing, total=len(seeds))
     if missing:
@@ -88,6 +94,27 @@ def run_final(config: StudyConfig, outcome: SearchOutcome,
     print(f"final: {name}: test accuracy {final[MEAN]:.4f}"
           + (f" (mean of {runs}, variance {final[VARIANCE]:.6f})" if runs > 1 else ""), flush=True)
     return final
+
+
+def chosen_trial(study: optuna.Study, rule: str = "best") -> optuna.trial.FrozenTrial:
+    """The search trial whose candidate the final stage retrains, by `--select` (`rule`).
+
+    `best`: the study's best trial (the best mean). `simplest`: among the candidates statistically
+    tied with the winner (the study's `tied_with_winner`), the one with the fewest trainable
+    parameters (`study.stats.select_from_tied`); without a stored tied set, the best trial.
+
+    Example:
+        >>> chosen_trial(study, "simplest").params[PARAM]  # doctest: +SKIP
+        'block-05:conv_dw_12..conv_pw_13'
+    """
+    best = study.best_trial
+    tied = study.user_attrs.get(TIED_WITH_WINNER) or []
+    if rule == "best" or not tied:
+        return best
+    trials = finished_trials(study.get_trials(deepcopy=False))
+    params = {name: trials[name].user_attrs.get(TRAINABLE_PARAMS) for name in tied if name in trials}
+    name = select_from_tied([n for n in tied if n in trials], params, rule)
+    return best if name == best.params[PARAM] else trials[name]
 
 
 def _save_model(config: StudyConfig, study: optuna.Study, model, name: str, classes: list[str]) -> str:

@@ -20,6 +20,7 @@ from study.report._decision import (
     baseline_comparisons,
     best_positions,
     candidate_label,
+    choice_text,
     decision_text,
     final_summary,
     seed_values,
@@ -52,7 +53,8 @@ __getattr__ = lazy_exports("study.report", _LAZY)
 
 
 __all__ = [
-    "LABELS", "StudyRecord", "baseline_comparisons", "best_positions", "candidate_label", "decision_text", "empty_reason",
-    "final_summary", "load_records", "nothing_to_report", "record_of", "score", "seed_values", "table_csv", "table_html", "table_latex",
+    "LABELS", "StudyRecord", "baseline_comparisons", "best_positions", "candidate_label", "choice_text",
+    "decision_text", "empty_reason", "final_summary", "load_records", "nothing_to_report", "record_of", "score",
+    "seed_values", "table_csv", "table_html", "table_latex",
     "table_notes", "table_rows", *(name for names in _LAZY.values() for name in names),
 ]

@@ -29,6 +29,7 @@ from study.report._decision import (
     baselines_text,
     candidate_label,
     candidate_layers,
+    choice_text,
     final_text,
     fmt,
     layers_text,
@@ -73,7 +74,9 @@ def study_note(record: StudyRecord, others: list[StudyRecord] | tuple = (), figu
         + f"and scored on the {select} split ({record.selection_images or '?'} images). "
         f"{len(finished)} finished ({pruned} pruned).",
         "",
-        f"**Decision:** {search_text(record)}",
+        f"**Decision:** {choice_text(record, others) or search_text(record)}",
+        "",
+        f"**Search:** {search_text(record)}",
     ]
     winner = record.winner()
     if winner is not None:

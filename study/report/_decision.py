@@ -31,12 +31,24 @@ import numpy as np
 from optuna.trial import TrialState
 
 from study.report._studies import StudyRecord
-from study.stats import paired_p_value
-from study.storage import LAYERS, MEAN, NAME, RUNS, TEST_ACCURACY, TIED_WITH_WINNER, final_candidate
+from study.stats import paired_p_value, select_from_tied
+from study.storage import (
+    LAYERS,
+    MEAN,
+    NAME,
+    RUNS,
+    SELECT,
+    TEST_ACCURACY,
+    TIED_WITH_WINNER,
+    TRAINABLE_PARAMS,
+    final_candidate,
+)
 
 DECIMALS = 3  # accuracies as the report shows them: 0.683
 NAMED = 5  # tied candidates named in a sentence; more are counted (the figure shows them all)
 BASELINES = {"head": "I", "full": "II"}  # study key -> the baseline's numeral (Baseline I, Baseline II)
+# Every strategy's final stage is compared with these, on the same seeds: study key -> (name, marker).
+REFERENCES = {"head": ("Baseline I", "I"), "full": ("Baseline II", "II"), "block": ("BW", "BW")}
 
 
 def candidate_label(name: str | None) -> str:
@@ -149,7 +161,8 @@ class Comparison:
 
 
 def baseline_comparisons(record: StudyRecord, others: Sequence[StudyRecord]) -> list[Comparison]:
-    """The study's final stage against Baseline I and II of the same model and data, on shared seeds,
+    """The study's final stage against Baseline I, II and the block-wise winner (BW) of the same model and
+    data (`REFERENCES`), on shared seeds,
     each at the study's own alpha (`--race-alpha`: the one level of every significance the tool shows).
 
     A baseline is not compared with itself. Seeds are `--seed + i` in every study of a protocol, so
@@ -157,13 +170,13 @@ def baseline_comparisons(record: StudyRecord, others: Sequence[StudyRecord]) -> 
 
     Example:
         >>> [(c.baseline, c.verdict) for c in baseline_comparisons(block, records)]  # doctest: +SKIP
-        [('Baseline I', 'better'), ('Baseline II', 'not significant')]
+        [('Baseline I', 'better'), ('Baseline II', 'not significant'), ('BW', 'not significant')]
     """
     mine = seed_values(record.final)
     if not mine:
         return []
     out = []
-    for key, numeral in BASELINES.items():
+    for key, (reference, numeral) in REFERENCES.items():
         baseline = next((r for r in others if r.key == key and r.name != record.name and r.final
                          and r.model == record.model and r.dataset == record.dataset), None)
         if baseline is None or record.key == key:
@@ -172,7 +185,7 @@ def baseline_comparisons(record: StudyRecord, others: Sequence[StudyRecord]) -> 
         shared = sorted(set(mine) & set(theirs))
         a, b = [mine[s] for s in shared], [theirs[s] for s in shared]
         difference = float(np.mean(np.subtract(a, b))) if shared else None
-        out.append(Comparison(f"Baseline {numeral}", numeral, len(shared), difference, paired_p_value(a, b), record.alpha))
+        out.append(Comparison(reference, numeral, len(shared), difference, paired_p_value(a, b), record.alpha))
     return out
 
 
@@ -269,8 +282,116 @@ def baselines_text(record: StudyRecord, others: Sequence[StudyRecord], lead: str
             + "; ".join(parts) + ".")
 
 
+def count_text(count: int) -> str:
+    """A parameter count in a few characters: 950, 1.6k, 52k, 1.2M.
+
+    Example:
+        >>> [count_text(n) for n in (950, 1640, 52000, 1234567)]
+        ['950', '1.6k', '52k', '1.2M']
+    """
+    if count < 1000:
+        return str(count)
+    if count < 10_000:
+        return f"{count / 1000:.1f}k"
+    if count < 1_000_000:
+        return f"{count / 1000:.0f}k"
+    return f"{count / 1e6:.1f}M"
+
+
+def ranges_text(labels: Sequence[str]) -> str:
+    """Candidate labels joined, runs of consecutive numbered ids of one kind shortened: `block-01..04`.
+
+    Example:
+        >>> ranges_text(["block-03", "block-01", "block-02", "block-05"])
+        'block-01..03 and block-05'
+        >>> ranges_text(["layer-013 conv_pw_9", "head"])
+        'layer-013 conv_pw_9 and head'
+    """
+    numbered: dict[str, list[str]] = {}
+    plain = []
+    for label in labels:
+        kind, dash, number = label.rpartition("-")
+        if dash and number.isdigit() and " " not in label:
+            numbered.setdefault(kind, []).append(number)
+        else:
+            plain.append(label)
+    parts = []
+    for kind, numbers in numbered.items():
+        numbers = sorted(numbers, key=int)
+        run = [numbers[0]]
+        for number in [*numbers[1:], None]:
+            if number is not None and int(number) == int(run[-1]) + 1:
+                run.append(number)
+                continue
+            parts.append(f"{kind}-{run[0]}" + (f"..{run[-1]}" if len(run) > 2 else "")
+                         if len(run) != 2 else f"{kind}-{run[0]}, {kind}-{run[1]}")
+            if number is not None:
+                run = [number]
+    return _join([*parts, *plain]) if parts or plain else ""
+
+
+def choice_text(record: StudyRecord, others: Sequence[StudyRecord] = ()) -> str:
+    """What to fine-tune, in one or two sentences: the chosen candidate (the final stage's, else the
+    `--select` rule's pick), its trainable parameters, the candidates statistically tied with the best
+    and why this one, then head-only (Baseline I) against it on the final stage's seeds ('' before any
+    candidate is complete).
+
+    When most candidates are tied, the few that are not are named instead ("26 of 27 are tied with
+    the best; only layer-019 conv_pw_9 is worse").
+
+    Example:
+        >>> choice_text(record, records)  # doctest: +SKIP
+        'Fine-tune block-05 (52k parameters): block-01..04 are statistically tied with the best; it is the
+        cheapest of them. Head-only (Baseline I) is significantly worse (p=0.003).'
+    """
+    finished = record.finished()
+    tied = [name for name in record.tied() if name in finished]
+    if not tied:
+        return ""
+    params = {name: trial.user_attrs.get(TRAINABLE_PARAMS) for name, trial in finished.items()}
+    rule = (record.final or {}).get(SELECT) or record.config.select
+    chosen = final_candidate(record.final) or select_from_tied(tied, params, rule)
+    label = candidate_label(chosen)
+    count = f" ({count_text(params[chosen])} parameters)" if params.get(chosen) is not None else ""
+    lead = f"Fine-tune {label}{count}"
+    worse = [name for name in finished if name not in tied]
+    if len(finished) == 1:
+        text = f"{lead}: it is the only candidate."
+    elif len(tied) == 1:
+        text = f"{lead}: it is significantly better than the other {len(worse)}."
+    else:
+        cheapest = select_from_tied(tied, params, "simplest")
+        best = chosen == tied[0]
+        if len(tied) > len(finished) / 2 and len(tied) > NAMED:
+            shown = ranges_text([candidate_label(n) for n in worse[:NAMED]]) + (", ..." if len(worse) > NAMED else "")
+            ties = (f"all {len(finished)} are statistically tied with the best" if not worse else
+                    f"{len(tied)} of {len(finished)} are statistically tied with the best; only {shown} "
+                    f"{'is' if len(worse) == 1 else 'are'} worse")
+        else:
+            rest = [candidate_label(n) for n in tied if n != chosen]
+            ties = f"{ranges_text(rest)} {'is' if len(rest) == 1 else 'are'} statistically tied with {'it' if best else 'the best'}"
+        if chosen == cheapest:
+            why = "it has the best mean and is the cheapest of them" if best else "it is the cheapest of them"
+        elif best:
+            cost = f", {count_text(params[cheapest])} parameters" if params.get(cheapest) is not None else ""
+            why = f"it has the best mean; the cheapest of them is {candidate_label(cheapest)}{cost} (--select simplest)"
+        else:
+            why = "it was chosen by --select " + rule
+        text = f"{lead}: {ties}; {why}."
+    head = next((c for c in baseline_comparisons(record, others) if c.numeral == "I"), None)
+    if head is not None and head.seeds >= 2 and head.difference is not None:
+        if head.verdict in ("better", "worse"):
+            verdict = "significantly worse" if head.verdict == "better" else "significantly better"
+        else:
+            verdict = "not significantly different"
+        p = "" if head.p_value is None else f" (p={head.p_value:.3g})"
+        text += f" Head-only (Baseline I) is {verdict}{p} on the same {head.seeds} seeds."
+    return text
+
+
 def decision_text(record: StudyRecord, others: Sequence[StudyRecord] = ()) -> str:
-    """The honest decision of a study in words: search, tied set, final stage, baselines.
+    """The honest decision of a study in words: what to fine-tune (`choice_text`), then the search, the
+    tied set, the final stage and the baselines.
 
     One function for the report, the dashboard note and the command line's summary. `others` are
     the other studies of the storage (for Baseline I and II of the same model); leave it out to
@@ -283,7 +404,8 @@ def decision_text(record: StudyRecord, others: Sequence[StudyRecord] = ()) -> st
         block-05 and block-01 are statistically tied with it (not significantly worse: one-sided paired
         t-test over the 3 repeats, noise pooled over the candidates, alpha 0.05 overall, ...), ...
     """
-    return " ".join(part for part in (search_text(record), final_text(record), baselines_text(record, others)) if part)
+    parts = (choice_text(record, others), search_text(record), final_text(record), baselines_text(record, others))
+    return " ".join(part for part in parts if part)
 
 
 def _join(names: list[str]) -> str:
@@ -291,7 +413,8 @@ def _join(names: list[str]) -> str:
 
 
 __all__ = [
-    "BASELINES", "Comparison", "DECIMALS", "FinalSummary", "baseline_comparisons", "baselines_text", "best_positions",
+    "BASELINES", "Comparison", "DECIMALS", "REFERENCES", "choice_text", "count_text", "ranges_text",
+    "FinalSummary", "baseline_comparisons", "baselines_text", "best_positions",
     "candidate_label", "candidate_layers", "decision_text", "final_summary", "final_text", "fmt", "layers_text",
     "search_text", "seed_values",
 ]

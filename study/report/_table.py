@@ -19,7 +19,7 @@ import pandas as pd
 
 from study.candidates import COLUMNS
 from study.report._decision import (
-    BASELINES,
+    REFERENCES,
     Comparison,
     baseline_comparisons,
     best_positions,
@@ -115,8 +115,9 @@ def table_notes(records: list[StudyRecord]) -> list[str]:
         if tested:
             n = "/".join(map(str, tested))
             alphas = "/".join(f"{a:g}" for a in sorted({c.alpha for c in comparisons}))
-            notes.append(f"+I / −I: significantly better / worse than Baseline I on the same {n} seeds, +II / −II: than "
-                         f"Baseline II (two-sided paired t-test over seeds, alpha {alphas} per comparison: --race-alpha of the "
+            notes.append(f"+I / −I: significantly better / worse than Baseline I on the same {n} seeds, +II / −II: "
+                         f"than Baseline II, +BW / −BW: than the block-wise winner "
+                         f"(two-sided paired t-test over seeds, alpha {alphas} per comparison: --race-alpha of the "
                          "study); no marker: no significant difference.")
         else:
             notes.append("No significance markers: the paired test over seeds against the baselines needs at least 2 "
@@ -198,7 +199,7 @@ def table_html(records: list[StudyRecord]) -> str:
 
 
 CSV_FIELDS = ["row", "strategy", "statistic", "value", "std", SEEDS, PARAM, "best",
-              *[f"{field}_baseline_{numeral}" for numeral in BASELINES.values() for field in ("vs", "p")]]
+              *[f"{field}_baseline_{numeral}" for _, numeral in REFERENCES.values() for field in ("vs", "p")]]
 
 
 def table_csv(records: list[StudyRecord]) -> str:

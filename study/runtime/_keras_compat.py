@@ -113,6 +113,23 @@ def adam_slots(optimizer, variable) -> tuple:
 
 
 
+def variable_index(optimizer, variable) -> int:
+    """The position of `variable` among the variables `optimizer` was built on (Keras's own index).
+
+    Example:
+        >>> import keras
+        >>> a, b = keras.Variable([1.0]), keras.Variable([2.0]); adam = keras.optimizers.Adam(); adam.build([a, b])
+        >>> variable_index(adam, b)
+        1
+    """
+    return optimizer._get_variable_index(variable)
+
+
+def built_variables(optimizer) -> list:
+    """The trainable variables `optimizer` was built on, in its order."""
+    return list(optimizer._trainable_variables)
+
+
 class SkipOneReplicaAllReduce:
     """Optimizer mixin: with one replica, no gradient all-reduce.
 

@@ -11,7 +11,7 @@ import dataclasses
 import optuna
 from optuna.study import StudyDirection
 
-from study.candidates import Candidate, layer_ranking, layer_summary, make_candidates
+from study.candidates import Candidate, block_groups, greedy_state, layer_ranking, layer_summary, make_candidates
 from study.config import StudyConfig
 from study.inputs import Splits, block_delimiters, block_pattern, build_backbone, input_map, load_splits, registered
 from study.runtime import StudyError, checkpoint
@@ -122,11 +122,17 @@ class SearchPlan:
     candidates: list[Candidate]
     left: list[str]  # candidates to train, in visiting order (the paper's: output end first)
     n_trials: int  # trials this run should start
+    visit: list[str] | None = None  # greedy: the candidates of this round (None: every candidate)
+
+    @property
+    def more_rounds(self) -> bool:
+        """Whether another round may follow this one (greedy, with a round to train now)."""
+        return self.visit is not None and bool(self.visit)
 
     def outcome(self) -> SearchOutcome:
         """What the search left behind, read from the storage (other workers' trials included)."""
         done = finished_candidates(self.study)
-        order = [c.name for c in reversed(self.candidates)]
+        order = self.visit if self.visit is not None else [c.name for c in reversed(self.candidates)]
         return SearchOutcome(self.study, self.splits, self.candidates, [n for n in order if n not in done])
 
 
@@ -157,12 +163,19 @@ def prepare_search(config: StudyConfig) -> SearchPlan:
     backbone = build_backbone(config)
     input_map(config, backbone)  # a pixel scaling that cannot work is refused before the study is written
     layer_params = layer_summary(backbone, block_delimiters(config), block_pattern(config))  # checks --delimiters
-    ranked = None
+    ranked, state = None, None
     if config.strategy == "topk":  # top-k tunes the best layers of the finished layer-wise study
         with reading(config.storage) as existing:  # read only: creates nothing, changes nothing
             ranked = layer_ranking(config, existing, splits.fingerprint())
+    elif config.strategy == "greedy":  # the finished rounds decide the next round's candidates
+        with reading(config.storage) as existing:
+            ranked = greedy_values(existing, config.name)
+        units = len(block_groups(layer_params, block_pattern(config)))
+        state = greedy_state(units, ranked, config.greedy_margin)
     candidates = make_candidates(config, backbone, ranked_layers=ranked)
     order = [c.name for c in reversed(candidates)]  # the paper searches from the output end
+    if state is not None:
+        order = state.now
     # Every input is known to be good: only now is the storage opened (and made, if new).
     checkpoint("open-storage")  # tests start several commands on one new storage here (STUDY_TEST_POINT)
     # and kill a process right after a trial's commit ("trial-created")
@@ -171,6 +184,8 @@ def prepare_search(config: StudyConfig) -> SearchPlan:
         storage, config, splits, candidates, make_sampler(config, order), layer_params=layer_params
     )
     fail_dead_trials(study)  # trials of a killed run are FAIL now, so their candidates run again
+    if state is not None:  # the candidates record: the slots resolved so far, with their layers
+        save_records(study, {CANDIDATES: [c.to_dict() for c in candidates if c.name in state.slots]})
     done = finished_candidates(study)
     busy = running_candidates(study) - done
     left = [name for name in order if name not in done and name not in busy]
@@ -180,10 +195,26 @@ def prepare_search(config: StudyConfig) -> SearchPlan:
     print(
         f"study {config.name!r} ({config.strategy}, {len(candidates)} candidates, "
         f"{config.sampler} sampler): {len(done)} done, {n_trials} to run now"
-        + (f", {len(busy)} running elsewhere" if busy else ""),
+        + (f", {len(busy)} running elsewhere" if busy else "")
+        + ("" if state is None else f"; greedy round {state.round}, blocks accepted {state.accepted}" if state.now
+           else f"; greedy search over ({state.stopped}), blocks accepted {state.accepted}"),
         flush=True,
     )
-    return SearchPlan(config, study, splits, candidates, left, n_trials)
+    return SearchPlan(config, study, splits, candidates, left, n_trials, None if state is None else state.now)
+
+
+def greedy_values(storage: optuna.storages.BaseStorage | None, name: str) -> dict[str, float | None]:
+    """The finished candidates of the greedy study `name` and their values (None: pruned); {} if none.
+
+    Example:
+        >>> greedy_values(None, "synthetic-vgg16-greedy")
+        {}
+    """
+    if storage is None or name not in {s.study_name for s in optuna.get_all_study_summaries(storage, False)}:
+        return {}
+    trials = finished_trials(optuna.load_study(study_name=name, storage=storage).get_trials(deepcopy=False))
+    return {candidate: (trial.value if trial.state == optuna.trial.TrialState.COMPLETE else None)
+            for candidate, trial in trials.items()}
 
 
 def run_trials(plan: SearchPlan) -> None:

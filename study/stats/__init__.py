@@ -9,7 +9,7 @@ Example:
 from study.stats._intervals import Summary, summarize
 from study.stats._noise import pooled_noise
 from study.stats._tests import EQUAL_DIFFERENCES, TEST_WORDS, p_value_worse, paired_p_value, without_float32_noise
-from study.stats._tied import tied_with_winner
+from study.stats._tied import select_from_tied, tied_with_winner
 
 __all__ = ["EQUAL_DIFFERENCES", "TEST_WORDS", "Summary", "p_value_worse", "paired_p_value", "pooled_noise", "summarize",
-           "tied_with_winner", "without_float32_noise"]
+           "select_from_tied", "tied_with_winner", "without_float32_noise"]

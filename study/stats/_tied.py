@@ -83,3 +83,27 @@ def _most_degrees_of_freedom(results: dict[str, list[float]]) -> tuple[float, in
     common = min(map(len, results.values()))
     estimates = [pooled_noise(results), pooled_noise({name: values[:common] for name, values in results.items()})]
     return max((e for e in estimates if e is not None), key=lambda e: e[1], default=None)
+
+
+def select_from_tied(tied: list[str], params: dict[str, int], rule: str = "best") -> str:
+    """The candidate the final stage retrains, chosen inside the tied set `tied` (winner first).
+
+    `best`: the winner (the best mean). `simplest`: the member of `tied` with the fewest trainable
+    parameters (`params`), the best mean first among equal counts: the one-standard-error rule's
+    spirit, never a candidate outside the tied set, however cheap. A tied candidate without a
+    parameter count is never the simplest.
+
+    Example:
+        >>> select_from_tied(["b", "a", "c"], {"a": 10, "b": 50, "c": 10, "d": 1}, "simplest")
+        'a'
+        >>> select_from_tied(["b", "a"], {"a": 10, "b": 50}, "best")
+        'b'
+    """
+    if not tied:
+        raise ValueError(f"tied must hold at least the winner. Received: tied={tied!r}")
+    if rule == "best":
+        return tied[0]
+    if rule != "simplest":
+        raise ValueError(f"rule must be 'best' or 'simplest'. Received: rule={rule!r}")
+    counted = [name for name in tied if params.get(name) is not None]
+    return min(counted, key=lambda name: params[name]) if counted else tied[0]

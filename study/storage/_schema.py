@@ -60,6 +60,7 @@ COUNTS = "counts"  # images per class in every split
 FINGERPRINT = "fingerprint"  # a hash of the labels and the split membership
 # CANDIDATES: one record per candidate (and LAYERS)
 NAME = "name"  # the candidate's name (also a layer's name in LAYER_PARAMS)
+RECIPE = "recipe"  # how it is trained, when not plainly: lpft (probe the head, then tune) or autorgn
 # LAYER_PARAMS: one record per backbone layer (and NAME)
 CLASS = "class"  # the layer's Keras class name
 PARAMS = "params"  # its parameter count
@@ -73,6 +74,7 @@ TEST_ACCURACY = "test_accuracy"  # of one seed's run; in FINAL itself: the list 
 MEAN = "mean"  # the mean test accuracy over the seeds
 VARIANCE = "variance"  # their population variance (ddof=0)
 SELECT_ON = "select_on"  # the split the search selected on (--select-on)
+SELECT = "select"  # the rule that chose the candidate among the tied set (--select: best or simplest)
 ARTIFACT_ID = "artifact_id"  # the saved model in the artifact store (first seed)
 
 # The large study records (thousands of characters for a real backbone) are kept out of the user

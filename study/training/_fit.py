@@ -13,10 +13,13 @@ from study.candidates import Candidate
 from study.config import StudyConfig
 from study.runtime import batches, interrupts_deferred
 from study.storage import rounded
+from study.training._autorgn import AutoRGNAdam
 from study.training._cache import Cut, PrefixCache, find_cut, fresh_backbone
 from study.training._callbacks import CtrlCAtBatchEnd, EpochProgress
 from study.training._head import apply_head, build_model, count_trainable, freeze_all_but, head_layers
 from study.training._optimizer import FusedAdam, compile_model
+
+HEAD_ONLY = Candidate("head", ())
 
 
 @dataclasses.dataclass
@@ -79,6 +82,11 @@ def fine_tune(
     their outputs, and the backbone is built once per backbone seed and kept between calls (the
     cache resets what earlier calls tuned); the result is the same.
 
+    The candidate's recipe: `plain`; `autorgn` (`AutoRGNAdam`: each layer's step scaled by its relative
+    gradient norm); `lpft` (LP-FT: first the head alone, the backbone frozen, for `config.epochs` epochs
+    with the same seed and data, then the candidate's layers from that head, a fresh optimizer, another
+    `config.epochs` epochs; the history is the second phase's, the seconds both).
+
     Example:
         >>> result = fine_tune(config, lambda: build_backbone(config), candidate,
         ...                    (x, y), num_classes=5, validation=(xv, yv), cache=PrefixCache())  # doctest: +SKIP
@@ -91,17 +99,25 @@ def fine_tune(
         split if split is None or isinstance(split, SplitRows) else SplitRows(name, *split)
         for split, name in zip((train, validation), split_names)
     )
+    probed = None
+    if candidate.recipe == "lpft":  # the linear probe: the head trained on the frozen backbone's features
+        probe = fine_tune(config, build_backbone, HEAD_ONLY, train, num_classes, validation, seed=seed,
+                          batch_size=batch_size, cache=cache, backbone_seed=backbone_seed)
+        probed = [layer.get_weights() for layer in head_layers(probe.model)]
     if cache is None:
         backbone = fresh_backbone(build_backbone, backbone_seed)
     else:
         backbone = cache.backbone(build_backbone, backbone_seed, candidate)
     keras.utils.set_random_seed(seed)  # the same head whether or not the backbone was built just now
     model = build_model(backbone, num_classes)
+    for layer, weights in zip(head_layers(model), probed or []):  # LP-FT tunes from the probed head
+        layer.set_weights(weights)
     freeze_all_but(backbone, candidate)
     trained, inputs, validation_inputs, cache_state = _fit_inputs(cache, backbone, candidate, model, train, validation,
                                                                   backbone_seed)
+    optimizer = AutoRGNAdam if candidate.recipe == "autorgn" else FusedAdam
     for compiled in {id(m): m for m in (model, trained)}.values():
-        compile_model(compiled, FusedAdam(learning_rate=config.learning_rate))
+        compile_model(compiled, optimizer(learning_rate=config.learning_rate))
     fitted = trained if cache is None else _traced_model(cache, trained, candidate, config.learning_rate)
     if before_fit is not None:
         before_fit(model)
@@ -173,7 +189,7 @@ def _traced_model(cache: PrefixCache, trained: keras.Model, candidate: Candidate
     the result is the same.
     """
     inputs = tuple(tuple(t.shape) for t in trained.inputs)
-    key = (trained.name, inputs, tuple(trained.output.shape), tuple(candidate.layers), learning_rate)
+    key = (trained.name, inputs, tuple(trained.output.shape), tuple(candidate.layers), candidate.recipe, learning_rate)
     kept = cache.kept_model(key)
     if kept is None:
         cache.keep_model(key, trained)
