@@ -251,7 +251,7 @@ def test_ctrl_c_inside_a_storage_call_takes_effect_when_the_call_ends(tmp_path, 
         study.trials if statement == "SELECT" else trial.report(0.5, step=0)
     assert not armed[0]
     raised_in = traceback.extract_tb(interrupted.tb)[-1].filename
-    assert raised_in.endswith(os.path.join("study", "process.py")), f"raised inside the call, in {raised_in}"
+    assert raised_in.endswith(os.path.join("study", "runtime", "_interrupts.py")), f"raised inside the call, in {raised_in}"
     optuna.load_study(study_name="s", storage=open_storage(url)).set_user_attr("other", "process")
     study.tell(trial, state=TrialState.FAIL)
     stored = _trials(tmp_path, "s")[0]
