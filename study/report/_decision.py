@@ -363,10 +363,11 @@ def choice_text(record: StudyRecord, others: Sequence[StudyRecord] = ()) -> str:
         cheapest = select_from_tied(tied, params, "simplest")
         best = chosen == tied[0]
         if len(tied) > len(finished) / 2 and len(tied) > NAMED:
-            shown = ranges_text([candidate_label(n) for n in worse[:NAMED]]) + (", ..." if len(worse) > NAMED else "")
+            labels = [candidate_label(n) for n in worse]
+            shown = (f"only {ranges_text(labels)} {'is' if len(worse) == 1 else 'are'} worse" if len(worse) <= NAMED
+                     else f"the {len(worse)} worse are {', '.join(labels[:NAMED])}, ...")
             ties = (f"all {len(finished)} are statistically tied with the best" if not worse else
-                    f"{len(tied)} of {len(finished)} are statistically tied with the best; only {shown} "
-                    f"{'is' if len(worse) == 1 else 'are'} worse")
+                    f"{len(tied)} of {len(finished)} are statistically tied with the best; {shown}")
         else:
             rest = [candidate_label(n) for n in tied if n != chosen]
             ties = f"{ranges_text(rest)} {'is' if len(rest) == 1 else 'are'} statistically tied with {'it' if best else 'the best'}"
