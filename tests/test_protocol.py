@@ -169,6 +169,12 @@ def test_topk_config_names_and_validation():
         StudyConfig(strategy="all", study_name="x").validate()
 
 
+def test_protocol_with_another_sampler_keeps_greedy_on_the_grid():
+    # --strategy all --sampler tpe: every study samples with TPE but greedy, whose rounds are visited in order.
+    configs = protocol_configs(StudyConfig(dataset="synthetic", strategy="all", sampler="tpe").validate())
+    assert {c.strategy: c.sampler for c in configs} == {**{c.strategy: "tpe" for c in configs}, "greedy": "grid"}
+
+
 def test_protocol_order_is_the_papers():
     base = StudyConfig(dataset="synthetic", strategy="all", random_draws=5, epochs=7).validate()
     configs = protocol_configs(base)

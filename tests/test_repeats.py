@@ -180,3 +180,22 @@ def test_an_interrupted_candidate_resumes_after_its_finished_repeats(tmp_path, t
 def test_per_epoch_pruners_need_one_repeat(tiny_args, capsys):
     assert main(tiny_args("--search-repeats", "3", "--pruner", "median")) == 2
     assert "--pruner median stops a training by its epochs" in capsys.readouterr().err
+
+
+def test_a_trial_that_takes_over_every_repeat_keeps_the_trainable_parameter_count():
+    # Killed after its last repeat was stored: the next trial trains nothing, but --select simplest still
+    # needs the candidate's parameter count.
+    from optuna.distributions import CategoricalDistribution
+    from optuna.trial import create_trial
+
+    from study.storage import TRAINABLE_PARAMS
+
+    study = optuna.create_study(direction="maximize")
+    study.add_trial(create_trial(params={PARAM: "block-01"}, distributions={PARAM: CategoricalDistribution(["block-01"])},
+                                 state=TrialState.FAIL,
+                                 user_attrs={REPEAT_VALUES: [0.5, 0.6], EPOCH_VALUES: [[0.5], [0.6]], TRAINABLE_PARAMS: 1234}))
+    held = search.interrupted_repeats(study, "block-01")
+    assert held.taken_over == 2 and held.trainable_params == 1234
+    trial = study.ask()
+    search.store_repeats(trial, held)
+    assert study.trials[-1].user_attrs[TRAINABLE_PARAMS] == 1234

@@ -164,7 +164,10 @@ def test_greedy_adds_the_units_that_matter_and_stops():
         "round 1: the race stopped every addition")
 
 
-def test_greedy_study_finds_the_block_that_matters(tmp_path):
+@pytest.mark.parametrize("repeats", [1, 2], ids=["one repeat", "two repeats in rounds"])
+def test_greedy_study_finds_the_block_that_matters(tmp_path, repeats):
+    # With two repeats the search trains in rounds (the default order), which must visit only the
+    # current greedy round's slots: the later rounds' slots have no layers until their round starts.
     # A saved 3-block model whose last conv has a zero kernel (and a bias of ones, so that gradients flow
     # through the head's ReLU): its output is a constant, so nothing can be learned unless that block is
     # tuned. The greedy study must accept it first and stop before the end.
@@ -184,7 +187,7 @@ def test_greedy_study_finds_the_block_that_matters(tmp_path):
     config = StudyConfig(dataset="synthetic", synthetic_size=120, synthetic_classes=3, weights="none", image_size=32,
                          search_train_fraction=0.4, search_val_fraction=0.25, model=str(tmp_path / "dead_end.keras"),
                          epochs=6, learning_rate=1e-2, strategy="greedy",
-                         greedy_margin=0.15, search_repeats=1, pruner="none",
+                         greedy_margin=0.15, search_repeats=repeats, pruner="none",
                          storage=f"sqlite:///{tmp_path}/studies.db", artifact_dir=str(tmp_path / "art")).validate()
     outcome = search(config)
     values = {t.params["candidate"]: t.value for t in outcome.study.get_trials() if t.value is not None}
@@ -193,3 +196,6 @@ def test_greedy_study_finds_the_block_that_matters(tmp_path):
     assert records[max(first_round, key=first_round.get)] == ["conv3"]  # the block that matters wins round 1
     assert max(first_round.values()) > values["head"] + 0.15
     assert outcome.complete and len(values) < 1 + 3 + 2 + 1  # it stopped before the last round
+    assert config.in_rounds == (repeats > 1)
+    # Every trained slot had its layers when it trained: no slot of a round that never started was trained.
+    assert all(records[name] for name in values if name != "head")

@@ -81,6 +81,13 @@ def test_the_decision_sentence_names_the_choice_and_the_tied_set():
     assert alone == "Fine-tune block-03 (52k parameters): it is significantly better than the other 4."
 
 
+def test_before_a_final_stage_the_sentence_follows_the_runs_select_rule():
+    # --select is run-only, so the study does not store it: a --skip-final run passes its rule.
+    record = _record(_study(), "best")
+    assert choice_text(record, rule="simplest").startswith("Fine-tune block-05 (5.0k parameters)")
+    assert choice_text(record).startswith("Fine-tune block-03 (52k parameters)")
+
+
 def test_the_decision_sentence_compares_with_head_only_on_the_same_seeds():
     block = _record(_study(), "simplest", final_seeds=(0.80, 0.82, 0.81))
     head = _record(_study(means={"head": 0.5}, params={"head": 900}, tied=["head"]), final_seeds=(0.70, 0.71, 0.73),

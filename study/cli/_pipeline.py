@@ -135,10 +135,10 @@ def print_summary(config: StudyConfig, results: list[StudyResult], seconds: floa
         say("the decision of each strategy:")
         for r in results:
             if r.final and not r.outcome.left:
-                say(f"  {r.config.name}: {choice_text(record_of(r.study), records)}")
+                say(f"  {r.config.name}: {choice_text(record_of(r.study), records, r.config.select)}")
     else:
         for r in results:
-            decision = choice_text(record_of(r.study), records) if not r.outcome.left else ""
+            decision = choice_text(record_of(r.study), records, r.config.select) if not r.outcome.left else ""
             for line in study_summary(r.config.name, r.study, r.final, len(r.outcome.left),
                                       len(r.outcome.candidates), str(r.model_path), decision):
                 say(line)

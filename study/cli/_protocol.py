@@ -25,7 +25,7 @@ PROTOCOL: tuple[tuple[str, dict], ...] = (
     ("random", {"random_draws": 1}),  # the paper's random-3 baseline is a single draw
     ("lpft", {}),  # what a practitioner would try instead (issue 20): LP-FT, Auto-RGN, greedy subsets
     ("autorgn", {}),
-    ("greedy", {}),
+    ("greedy", {"sampler": "grid"}),  # its rounds are visited in order, whatever sampler the others use
 )
 
 

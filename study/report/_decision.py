@@ -330,9 +330,10 @@ def ranges_text(labels: Sequence[str]) -> str:
     return _join([*parts, *plain]) if parts or plain else ""
 
 
-def choice_text(record: StudyRecord, others: Sequence[StudyRecord] = ()) -> str:
+def choice_text(record: StudyRecord, others: Sequence[StudyRecord] = (), rule: str | None = None) -> str:
     """What to fine-tune, in one or two sentences: the chosen candidate (the final stage's, else the
-    `--select` rule's pick), its trainable parameters, the candidates statistically tied with the best
+    pick of `rule`: the run's `--select`, which the study does not store), its trainable parameters,
+    the candidates statistically tied with the best
     and why this one, then head-only (Baseline I) against it on the final stage's seeds ('' before any
     candidate is complete).
 
@@ -349,7 +350,7 @@ def choice_text(record: StudyRecord, others: Sequence[StudyRecord] = ()) -> str:
     if not tied:
         return ""
     params = {name: trial.user_attrs.get(TRAINABLE_PARAMS) for name, trial in finished.items()}
-    rule = (record.final or {}).get(SELECT) or record.config.select
+    rule = (record.final or {}).get(SELECT) or rule or record.config.select
     chosen = final_candidate(record.final) or select_from_tied(tied, params, rule)
     label = candidate_label(chosen)
     count = f" ({count_text(params[chosen])} parameters)" if params.get(chosen) is not None else ""

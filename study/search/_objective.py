@@ -185,6 +185,7 @@ class Repeats:
     curves: list[list[float]] = dataclasses.field(default_factory=list)
     train_accuracies: list[float] = dataclasses.field(default_factory=list)
     taken_over: int = 0  # how many of them an interrupted trial had trained (not trained again here)
+    trainable_params: int | None = None  # the interrupted trial's count: a trial that trains nothing has none
 
 
 def interrupted_repeats(study: optuna.Study, name: str) -> Repeats:
@@ -200,7 +201,8 @@ def interrupted_repeats(study: optuna.Study, name: str) -> Repeats:
     values = list(longest.user_attrs[REPEAT_VALUES])
     curves = list(longest.user_attrs.get(EPOCH_VALUES, [[] for _ in values]))
     train_accuracy = longest.user_attrs.get(TRAIN_ACCURACY, 0.0)
-    return Repeats(values, curves, [train_accuracy] * len(values), taken_over=len(values))
+    return Repeats(values, curves, [train_accuracy] * len(values), taken_over=len(values),
+                   trainable_params=longest.user_attrs.get(TRAINABLE_PARAMS))
 
 
 def store_repeats(trial: optuna.Trial, held: Repeats) -> None:
@@ -210,6 +212,8 @@ def store_repeats(trial: optuna.Trial, held: Repeats) -> None:
     trial.set_user_attr(REPEAT_EPOCHS, [len(curve) for curve in held.curves])
     trial.set_user_attr(TAKEN_OVER, held.taken_over)
     trial.set_user_attr(TRAIN_ACCURACY, float(np.mean(held.train_accuracies)))
+    if held.trainable_params is not None:  # --select simplest needs it when every repeat was taken over
+        trial.set_user_attr(TRAINABLE_PARAMS, held.trainable_params)
 
 
 

@@ -195,7 +195,9 @@ class _Rounds:
             warnings.simplefilter("ignore", UserWarning)
             trial = self.study.ask()
         try:
-            name = trial.suggest_categorical(PARAM, self.order)
+            # The same choices as the Objective's (every candidate of the study, in its order): Optuna refuses a
+            # parameter whose choices change between trials, and greedy visits a subset of them per round.
+            name = trial.suggest_categorical(PARAM, list(self.objective.by_name))
         except optuna.TrialPruned:  # nothing left: another process took the last one meanwhile
             self.study.tell(trial, state=TrialState.PRUNED)
             return

@@ -129,11 +129,15 @@ class SearchPlan:
         """Whether another round may follow this one (greedy, with a round to train now)."""
         return self.visit is not None and bool(self.visit)
 
+    @property
+    def order(self) -> list[str]:
+        """The candidates this search visits, output end first: greedy's current round, else all of them."""
+        return self.visit if self.visit is not None else [c.name for c in reversed(self.candidates)]
+
     def outcome(self) -> SearchOutcome:
         """What the search left behind, read from the storage (other workers' trials included)."""
         done = finished_candidates(self.study)
-        order = self.visit if self.visit is not None else [c.name for c in reversed(self.candidates)]
-        return SearchOutcome(self.study, self.splits, self.candidates, [n for n in order if n not in done])
+        return SearchOutcome(self.study, self.splits, self.candidates, [n for n in self.order if n not in done])
 
 
 def check_outputs(config: StudyConfig) -> None:
@@ -224,7 +228,7 @@ def run_trials(plan: SearchPlan) -> None:
     by_name = {c.name: c for c in plan.candidates}
     objective = Objective(plan.config, plan.splits, by_name, planned=[by_name[name] for name in plan.left])
     if plan.config.in_rounds:  # every candidate gets repeat r before any gets r + 1
-        run_rounds(objective, plan.study, [c.name for c in reversed(plan.candidates)])
+        run_rounds(objective, plan.study, plan.order)  # greedy: only this round's slots have their layers
         return
     done = len(plan.candidates) - len(plan.left) if plan.config.sampler == "grid" else 0
     progress = SearchProgress(plan.study, planned=plan.n_trials, done=done)
