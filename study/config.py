@@ -135,7 +135,7 @@ class StudyConfig:
                                 "(more than --min-delta above the best so far)", metavar="EPOCHS", minimum=1,
                             maximum=10_000, why="it counts epochs, which --epochs bounds")
     min_delta: float = _option(0.01, "the least rise of validation accuracy that counts as progress for --patience "
-                                     "(below 1)", metavar="ACC", minimum=0)
+                                     "(at least 0, below 1)", metavar="ACC")
     batch_size: int = _option(4, "images per training step", metavar="N", minimum=1, maximum=4096,
                               why="a batch and its activations are held in device memory at once")
     learning_rate: float = _option(5e-5, "Adam's learning rate", metavar="LR", between=(0, 1))
@@ -160,8 +160,7 @@ class StudyConfig:
     top_k: int = _option(3, "topk strategy: how many of the layer-wise study's best layers to tune together",
                          metavar="K", minimum=1, maximum=10_000, why=LAYER_COUNT)
     greedy_margin: float = _option(0.01, "greedy strategy: stop when the best addition improves the mean validation "
-                                         "accuracy by no more than this (below 1)", metavar="M",
-                                   minimum=0)
+                                         "accuracy by no more than this (at least 0, below 1)", metavar="M")
     test_fraction: float = _option(0.3, "test split, fraction of every class", metavar="F", between=(0, 1))
     search_train_fraction: float = _option(0.1, "search-train split, fraction of every class (from the pool)",
                                            metavar="F", between=(0, 1))
