@@ -64,7 +64,9 @@ def test_a_full_disk_at_the_model_save_keeps_the_search_and_the_same_command_res
 
     def full_disk_open(file, mode="r", *rest, **kwargs):
         opened = real_open(file, mode, *rest, **kwargs)
-        return _FillingFile(opened, room=2048) if str(file) == str(model) and "w" in mode else opened
+        # The model is written under a name of this process beside its final path, then renamed.
+        writes_model = os.path.dirname(str(file)) == str(model.parent) and str(file).endswith(".keras")
+        return _FillingFile(opened, room=2048) if writes_model and "w" in mode else opened
 
     monkeypatch.setattr(builtins, "open", full_disk_open)
     assert main(args) == EXIT_WRITE_FAILED
@@ -78,6 +80,7 @@ def test_a_full_disk_at_the_model_save_keeps_the_search_and_the_same_command_res
         "unfinished); free some space and run the same command again to resume"
     ], captured.err
     assert not model.exists() and not model.with_suffix(".json").exists()  # no half-written model left behind
+    assert not list(model.parent.iterdir())  # nor a file under a temporary name
 
     monkeypatch.setattr(builtins, "open", real_open)  # space freed: the same command
     assert main(args) == 0

@@ -9,6 +9,7 @@ needs.
 from __future__ import annotations
 
 import json
+import os
 import zipfile
 from pathlib import Path
 
@@ -56,12 +57,19 @@ def save_standalone(model: keras.Model, path: str | Path, metadata: dict) -> Pat
     path = Path(path)
     text = json.dumps(metadata, indent=2, default=str)
     sidecar = path.with_suffix(".json")
-    with writing(path, partial=(path, sidecar)):  # a full disk: one line, no half-written model left
+    # Written under names of this process, then renamed into place: commands that share a study may
+    # finish at once and save the same model, and a reader (or an upload) must never meet a half-written
+    # or just-removed file. Keras needs the .keras suffix.
+    tmp_model = path.with_name(f".{path.stem}.{os.getpid()}.keras")
+    tmp_sidecar = path.with_name(f".{path.stem}.{os.getpid()}.json")
+    with writing(path, partial=(tmp_model, tmp_sidecar)):  # a full disk: one line, no half-written model left
         path.parent.mkdir(parents=True, exist_ok=True)
-        model.save(path)
-        with zipfile.ZipFile(path, "a") as archive:
+        model.save(tmp_model)
+        with zipfile.ZipFile(tmp_model, "a") as archive:
             archive.writestr("study.json", text)
-        sidecar.write_text(text + "\n")
+        tmp_sidecar.write_text(text + "\n")
+        os.replace(tmp_sidecar, sidecar)
+        os.replace(tmp_model, path)
     return path
 
 
