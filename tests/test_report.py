@@ -557,7 +557,7 @@ def test_the_final_figure_shows_mean_std_seeds_and_significance(made):
     assert list(best.x) == [2, 3]  # LW and BW: equal at 3 decimals, both marked (as Table I bolds both)
     seeds = next(t for t in fig.data if t.name == "one seed")
     assert len(seeds.y) == 15
-    assert {a.text for a in fig.layout.annotations} == {"−II", "+I", "−I −II"}
+    assert {a.text for a in fig.layout.annotations} == {"−II −BW", "+I", "−I −II −BW"}  # Table I's markers
     low, high = fig.layout.yaxis.range
     assert low > 0.5 and high < 0.8
 

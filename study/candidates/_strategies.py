@@ -118,7 +118,7 @@ def top_k_candidate(ranked: list[str], k: int, names: list[str]) -> Candidate:
 
     Example:
         >>> top_k_candidate(["c", "a", "b"], 2, ["a", "b", "c"])
-        Candidate(name='top-2:c+a', layers=('c', 'a'))
+        Candidate(name='top-2:c+a', layers=('c', 'a'), recipe='plain')
     """
     unknown = [name for name in ranked if name not in names]
     if unknown:

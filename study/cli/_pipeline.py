@@ -23,7 +23,7 @@ from study.cli._summary import next_steps, study_summary
 from study.config import StudyConfig
 from study.final import run_final
 from study.report import choice_text, load_records, publish, record_of, show_final_stage
-from study.runtime import duration, say
+from study.runtime import duration, process_local, say
 from study.search import SearchOutcome, check_outputs, prepare_search, record_tied_set, run_trials, run_workers
 from study.storage import ARTIFACT_ID, MEAN, PARAM, VARIANCE, final_candidate, final_model_path, write_failures_reported
 
@@ -123,7 +123,9 @@ def print_summary(config: StudyConfig, results: list[StudyResult], seconds: floa
     """The end of a run: per study the winner, its uncertainty, the test accuracy, the saved model;
     for the protocol one line per study; then the commands that show the results."""
     say(f"done in {duration(seconds)}.")
-    records = load_records(config.storage)  # the baselines of the same model, for the decision
+    # The baselines of the same model, for the decision; an in-memory storage cannot be opened again.
+    records = ([record_of(r.study) for r in results] if process_local(config.storage)
+               else load_records(config.storage))
     if config.strategy == "all":
         finals = {r.config.name: r.final for r in results}
         say("protocol summary (test accuracy of each strategy's winner, mean ± std over seeds):")
